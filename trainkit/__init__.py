@@ -1,0 +1,27 @@
+"""trainkit: config-driven PyTorch training from a YAML recipe to a checkpointed model.
+
+Importing the package stays light (no torch) so the CLI starts instantly; `train` and
+`evaluate` import the heavy parts on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "train", "evaluate"]
+
+
+def train(overrides: list[str] | None = None, config_dir: str | None = None) -> dict[str, Any]:
+    """Run exactly what `trainkit train OVERRIDES` runs and return its summary dict."""
+    from trainkit.api import train as _train
+
+    return _train(overrides or [], config_dir=config_dir)
+
+
+def evaluate(ckpt: str, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Run exactly what `trainkit eval ckpt=CKPT OVERRIDES` runs and return its metrics."""
+    from trainkit.api import evaluate as _evaluate
+
+    return _evaluate(ckpt, overrides or [])

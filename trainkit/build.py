@@ -1,0 +1,155 @@
+"""Config -> objects: one small builder per group, all through `_target_` and hydra's instantiate."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, get_method, instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from trainkit.errors import ConfigError, TrainkitError, suggest
+from trainkit.models.init import apply_init
+
+# Keys of a group that steer trainkit rather than being passed to the `_target_`.
+RESERVED = {
+    "model": ("init",),
+    "optim": ("param_groups",),
+    "scheduler": ("interval",),
+    "loss": (),
+    "task": (),
+}
+
+
+def _target_kwargs(group: str, node: DictConfig) -> dict[str, Any]:
+    """The group's keys minus trainkit's own, resolved to plain data."""
+    plain = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(plain, dict)
+    for key in RESERVED.get(group, ()):
+        plain.pop(key, None)
+    return plain
+
+
+def _resolve_target(group: str, path: str) -> Any:
+    try:
+        return get_class(path)
+    except Exception:
+        try:
+            return get_method(path)
+        except Exception:
+            raise ConfigError(
+                f"{group}._target_={path} cannot be imported; check the spelling and that its package is installed"
+            ) from None
+
+
+def _check_signature(group: str, target: Any, kwargs: dict[str, Any], provided: tuple[str, ...] = ()) -> None:
+    """Name a misspelt argument before the run starts, as hydra-zen's builds() does."""
+    try:
+        sig = inspect.signature(target)
+    except (TypeError, ValueError):
+        return
+    params = sig.parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    for key in kwargs:
+        if key.startswith("_") or key in params:
+            continue
+        raise ConfigError(
+            f"{group}.{key} is not an argument of {getattr(target, '__qualname__', target)}"
+            f"{suggest(key, params)}; its arguments: {', '.join(k for k in params if k not in provided and k != 'self')}"
+        )
+
+
+def instantiate_group(group: str, node: DictConfig, *args: Any, **extra: Any) -> Any:
+    """Instantiate `cfg.<group>` with a clear error naming the group when it fails."""
+    kwargs = _target_kwargs(group, node)
+    target_path = kwargs.get("_target_")
+    if not target_path:
+        raise ConfigError(f"{group} has no _target_; set {group}._target_=package.Class")
+    target = _resolve_target(group, str(target_path))
+    _check_signature(group, target, {k: v for k, v in kwargs.items() if k != "_target_"}, tuple(extra))
+    try:
+        return instantiate(kwargs, *args, **extra)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, TrainkitError):
+            raise cause from exc
+        reason = str(cause).splitlines()[0] if cause else str(exc).splitlines()[-1]
+        raise ConfigError(f"cannot build {group} ({target_path}): {reason}") from exc
+    except TrainkitError:
+        raise
+
+
+def resolve_device(cfg: DictConfig) -> torch.device:
+    """device.type auto|cpu|cuda|mps -> torch.device, refusing a device this machine lacks."""
+    kind = str(cfg.device.type)
+    index = cfg.device.get("index")
+    if kind == "auto":
+        if torch.cuda.is_available():
+            kind = "cuda"
+        elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            kind = "mps"
+        else:
+            kind = "cpu"
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but no CUDA GPU is visible to torch; use device=cpu or device=auto")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("device=mps but Apple MPS is not available here; use device=cpu or device=auto")
+    if kind == "cuda":
+        if index is not None and int(index) >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device.index={index} but only {torch.cuda.device_count()} CUDA device(s) are visible; "
+                "pick an index below that"
+            )
+        return torch.device("cuda", int(index) if index is not None else torch.cuda.current_device())
+    return torch.device(kind)
+
+
+def autocast_dtype(cfg: DictConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for device.precision, or None for full precision."""
+    p = str(cfg.device.precision)
+    if p == "32":
+        return None
+    if p == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ConfigError("device.precision=bf16 is not supported on this GPU; use device.precision=16")
+        return torch.bfloat16
+    return torch.float16
+
+
+def build_task(cfg: DictConfig) -> Any:
+    return instantiate_group("task", cfg.task)
+
+
+def build_model(cfg: DictConfig) -> nn.Module:
+    model = instantiate_group("model", cfg.model)
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model._target_={cfg.model._target_} built a {type(model).__name__}, not an nn.Module")
+    return apply_init(model, str(cfg.model.get("init", "default")))
+
+
+def build_loss(cfg: DictConfig) -> nn.Module:
+    return instantiate_group("loss", cfg.loss)
+
+
+def build_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError("the model has no trainable parameters; check model._target_ and freezing options")
+    return instantiate_group("optim", cfg.optim, params)
+
+
+def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> tuple[Any, str]:
+    """The scheduler (or None) and when it steps: 'epoch' or 'step'."""
+    node = cfg.scheduler
+    interval = str(node.get("interval", "epoch"))
+    if node.get("_target_") in (None, "", "null"):
+        return None, interval
+    return instantiate_group("scheduler", node, optimizer), interval
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,280 @@
+"""Compose the run config with Hydra and turn every config mistake into a one-line error.
+
+No torch here: `trainkit ls`, `show` and the pre-flight check of `train` must start instantly.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from trainkit.errors import ConfigError, suggest
+
+GROUPS = ("data", "model", "loss", "optim", "scheduler", "device", "task", "trainer", "logger")
+
+
+def config_dir() -> Path:
+    """The directory holding train.yaml: inside the package for a wheel, else the repo's configs/."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "configs", here.parent / "configs"):
+        if (candidate / "train.yaml").is_file():
+            return candidate
+    raise ConfigError("trainkit's configs/ directory is missing from the installation; reinstall trainkit")
+
+
+# --------------------------------------------------------------------------- composition
+
+
+def compose(
+    overrides: Sequence[str] = (),
+    config_name: str = "train",
+    user_config_dir: str | None = None,
+    return_hydra_config: bool = False,
+) -> DictConfig:
+    """Compose `config_name` with the overrides, raising ConfigError with a precise message."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    overrides = list(overrides)
+    if user_config_dir:
+        overrides = [*overrides, f"hydra.searchpath=[file://{Path(user_config_dir).resolve()}]"]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(config_dir()), version_base="1.3", job_name="train"):
+            return hydra_compose(config_name, overrides=overrides, return_hydra_config=return_hydra_config)
+    except ConfigError:
+        raise
+    except Exception as exc:  # Hydra's exceptions carry the facts; we reword them.
+        raise translate_hydra_error(exc, overrides, user_config_dir) from exc
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def group_options(group: str, user_config_dir: str | None = None) -> list[str]:
+    """The option names available in a config group (built-in and the user's)."""
+    names: set[str] = set()
+    dirs = [config_dir()]
+    if user_config_dir:
+        dirs.append(Path(user_config_dir))
+    for d in dirs:
+        gdir = d / group
+        if gdir.is_dir():
+            names.update(p.stem for p in gdir.glob("*.yaml"))
+    return sorted(names)
+
+
+def translate_hydra_error(exc: Exception, overrides: Sequence[str], user_config_dir: str | None) -> ConfigError:
+    """Reword a Hydra/OmegaConf composition error as one line that names the key and the fix."""
+    text = str(exc)
+    # Unknown option in a group: "Could not find 'optim/sgdd'" / "In 'train': Could not find 'optim/sgdd'".
+    m = re.search(r"Could not find '([\w/.\-]+)/([\w.\-]+)'", text)
+    if m:
+        group, option = m.group(1), m.group(2)
+        choices = group_options(group, user_config_dir)
+        if choices:
+            return ConfigError(
+                f"unknown option '{option}' for config group '{group}'{suggest(option, choices)}; "
+                f"choose one of: {', '.join(choices)} (see 'trainkit ls {group}')"
+            )
+    # Unknown key: "Could not override 'optim.lrr'. ... Key 'lrr' is not in struct".
+    m = re.search(r"Could not override '([^']+)'", text) or re.search(r"Could not append to config\. An item is already at '([^']+)'", text)
+    if m and "not in struct" in text:
+        return _unknown_key(m.group(1), overrides, user_config_dir)
+    m = re.search(r"Key '([^']+)' is not in struct", text)
+    if m:
+        full = re.search(r"full_key: ([\w.\[\]]+)", text)
+        return _unknown_key(full.group(1) if full else m.group(1), overrides, user_config_dir)
+    if "Could not append to config" in text:
+        m = re.search(r"An item is already at '([^']+)'", text)
+        key = m.group(1) if m else "?"
+        return ConfigError(f"key '{key}' already exists; set it with '{key}=VALUE' (no leading '+')")
+    if "Error parsing override" in text or "mismatched input" in text or "no viable alternative" in text:
+        bad = _first_line(text)
+        return ConfigError(
+            f"cannot parse override: {bad}; write overrides as key=value, lists as key=[a,b], "
+            "and quote values with spaces or special characters"
+        )
+    if "Multirun" in text or "sweep" in text.lower() and "override" in text.lower():
+        return ConfigError(f"{_first_line(text)}; add -m (--multirun) to sweep over several values")
+    if "Missing mandatory value" in text:
+        full = re.search(r"full_key: ([\w.\[\]]+)", text)
+        key = full.group(1) if full else "?"
+        return ConfigError(f"'{key}' has no value; set it on the command line, e.g. {key}=...")
+    if "Primary config" in text or "Cannot find primary config" in text:
+        return ConfigError(_first_line(text))
+    return ConfigError(_first_line(text))
+
+
+def _first_line(text: str) -> str:
+    return " ".join(line.strip() for line in text.strip().splitlines()[:2] if line.strip())
+
+
+def _unknown_key(key: str, overrides: Sequence[str], user_config_dir: str | None) -> ConfigError:
+    """Compose without the offending override to list the keys that do exist at that level."""
+    parent, _, leaf = key.rpartition(".")
+    rest = [o for o in overrides if not o.lstrip("+~").startswith(key + "=") and o.lstrip("+~").split("=")[0] != key]
+    known: list[str] = []
+    try:
+        cfg = compose(rest, user_config_dir=user_config_dir)
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        if isinstance(node, DictConfig):
+            known = [str(k) for k in node.keys()]
+    except ConfigError:
+        pass
+    close = suggest(leaf, known)
+    if close:
+        best = close.split("'")[1]
+        return ConfigError(f"unknown config key '{key}'; did you mean '{parent + '.' if parent else ''}{best}'?")
+    where = f" under '{parent}'" if parent else ""
+    listing = f"; known keys{where}: {', '.join(known)}" if known else ""
+    return ConfigError(f"unknown config key '{key}'{listing} (prefix with '+' to add a new key)")
+
+
+# --------------------------------------------------------------------------- validation
+
+Check = Callable[[Any], "str | None"]
+
+
+def _int(minimum: int) -> Check:
+    def check(v: Any) -> str | None:
+        if isinstance(v, bool) or not isinstance(v, int):
+            return f"must be an integer >= {minimum}"
+        return None if v >= minimum else f"must be an integer >= {minimum}"
+
+    return check
+
+
+def _positive_number(v: Any) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        return "must be a positive number"
+    return None
+
+
+def _nonneg_number(v: Any) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        return "must be a number >= 0"
+    return None
+
+
+def _fraction(v: Any) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+        return "must be a fraction in [0, 1)"
+    return None
+
+
+def _optional(check: Check) -> Check:
+    return lambda v: None if v is None else check(v)
+
+
+def _one_of(*choices: Any) -> Check:
+    def check(v: Any) -> str | None:
+        return None if v in choices else "must be one of: " + ", ".join(str(c) for c in choices)
+
+    return check
+
+
+def _bool(v: Any) -> str | None:
+    return None if isinstance(v, bool) else "must be true or false"
+
+
+def _bool_or_auto(v: Any) -> str | None:
+    return None if isinstance(v, bool) or v == "auto" else "must be true, false or auto"
+
+
+# Keys whose values we know; anything a group's _target_ takes is checked against its signature at build time.
+RULES: dict[str, Check] = {
+    "seed": _int(0),
+    "trainer.epochs": _int(1),
+    "trainer.accumulate": _int(1),
+    "trainer.grad_clip": _optional(_positive_number),
+    "trainer.log_every_n_steps": _int(1),
+    "trainer.monitor_mode": _one_of("min", "max"),
+    "trainer.progress": _one_of("auto", "rich", "plain", "none"),
+    "trainer.compile": _bool,
+    "trainer.deterministic": _bool,
+    "data.batch_size": _int(1),
+    "data.eval_batch_size": _int(1),
+    "data.num_workers": _int(0),
+    "data.val_fraction": _fraction,
+    "data.test_fraction": _fraction,
+    "data.shuffle": _bool,
+    "data.drop_last": _bool,
+    "data.persistent_workers": _bool,
+    "data.pin_memory": _bool_or_auto,
+    "data.loader": _one_of("auto", "memory", "dataloader"),
+    "data.memory_budget_mb": _positive_number,
+    "data.download": _bool,
+    "optim.lr": _positive_number,
+    "optim.momentum": _nonneg_number,
+    "optim.weight_decay": _nonneg_number,
+    "device.type": _one_of("auto", "cpu", "cuda", "mps"),
+    "device.index": _optional(_int(0)),
+    "device.precision": _one_of(32, "32", "bf16", 16, "16"),
+    "scheduler.interval": _one_of("epoch", "step"),
+}
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check every known key's type and range; gather all problems into one message."""
+    problems: list[str] = []
+    for key, check in RULES.items():
+        try:
+            value = OmegaConf.select(cfg, key, throw_on_missing=True, default=_ABSENT)
+        except Exception as exc:  # interpolation to a missing key, mandatory value, ...
+            problems.append(f"{key}: {_first_line(str(exc))}")
+            continue
+        if value is _ABSENT:
+            continue
+        if isinstance(value, (DictConfig, ListConfig)):
+            value = OmegaConf.to_container(value, resolve=True)
+        msg = check(value)
+        if msg:
+            problems.append(f"{key}={_show(value)} {msg}")
+    monitor = OmegaConf.select(cfg, "trainer.monitor", default=None)
+    if monitor is not None and not re.fullmatch(r"(train|val)_\w+", str(monitor)):
+        problems.append(f"trainer.monitor={monitor} must name a train_ or val_ metric, e.g. val_loss or val_acc")
+    if problems:
+        raise ConfigError("invalid config: " + "; ".join(problems))
+
+
+_ABSENT = object()
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def to_plain(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as plain python data (what checkpoints and summaries store)."""
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+def expand_sweep(overrides: Sequence[str], limit: int = 64) -> Iterator[list[str]]:
+    """Yield the per-job override lists of a basic sweep (up to `limit`), for pre-flight checks."""
+    import itertools
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    axes: list[list[str]] = []
+    for ov in parsed:
+        key = ov.get_key_element()
+        if ov.is_sweep_override():
+            if ov.is_glob():
+                return  # globs depend on the group listing; Hydra checks them
+            axes.append([f"{key}={v}" for v in ov.sweep_string_iterator()])
+        else:
+            axes.append([f"{key}={ov.get_value_element_as_str()}"])
+    for i, combo in enumerate(itertools.product(*axes)):
+        if i >= limit:
+            return
+        yield list(combo)

@@ -1,0 +1,74 @@
+"""What the user sees: a rich live bar on a terminal, plain lines elsewhere, all mirrored to train.log."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+log = logging.getLogger("trainkit")
+console = Console(highlight=False, soft_wrap=True)
+
+
+def say(message: str, *, style: str | None = None, quiet: bool = False) -> None:
+    """Print a line for the user (unless quiet, e.g. a non-zero rank) and write it to train.log."""
+    if not quiet:
+        console.print(message, style=style, markup=False)
+    log.info(message)
+
+
+class EpochProgress:
+    """One epoch's progress: a live bar (terminal) or a line per log interval (pipes, CI)."""
+
+    def __init__(self, mode: str, epoch: int, epochs: int, batches: int, enabled: bool = True) -> None:
+        if mode == "auto":
+            mode = "rich" if sys.stdout.isatty() else "plain"
+        self.mode = mode if enabled else "none"
+        self.epoch, self.epochs, self.batches = epoch, epochs, batches
+        self.start = time.perf_counter()
+        self.samples = 0
+        self._last_draw = 0.0
+        self._progress: Progress | None = None
+        if self.mode == "rich":
+            self._progress = Progress(
+                TextColumn(f"epoch {epoch}/{epochs}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[status]}"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            )
+            self._task = self._progress.add_task("train", total=batches, status="")
+            self._progress.start()
+
+    def update(self, batch: int, samples: int) -> None:
+        """Advance the bar; cheap enough for every step (redraws at most ~10 times a second)."""
+        self.samples = samples
+        if self._progress is None:
+            return
+        now = time.perf_counter()
+        if now - self._last_draw > 0.1 or batch == self.batches:
+            self._last_draw = now
+            self._progress.update(self._task, completed=batch)
+
+    def report(self, batch: int, loss: float, avg_loss: float, lr: float) -> None:
+        """At a log interval: show the current and running loss, throughput and lr."""
+        rate = self.samples / max(time.perf_counter() - self.start, 1e-9)
+        status = f"loss {loss:.4f} ({avg_loss:.4f})  {rate:,.0f} samples/s  lr {lr:.2e}"
+        if self._progress is not None:
+            self._progress.update(self._task, completed=batch, status=status)
+        elif self.mode == "plain":
+            say(f"  epoch {self.epoch} [{batch}/{self.batches}] {status}")
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def fmt_metrics(metrics: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())

@@ -1,0 +1,240 @@
+"""The training loop: the seeds' five lines, plus validation, schedules and checkpoint hooks.
+
+    for x, y in loader:
+        loss = task.step(model, criterion, (x, y))   # forward + loss
+        optimizer.zero_grad(); loss.backward(); optimizer.step()
+
+Everything else here (autocast, accumulation, clipping, the schedule, metric sums kept on the
+device and read once per log interval) wraps those lines without hiding them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainkit.console import EpochProgress
+from trainkit.errors import TrainingDiverged
+
+
+@dataclass
+class LoopState:
+    """Counters that a checkpoint carries so a run can continue where it stopped."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken
+    batch_in_epoch: int = 0  # batches of the current epoch already trained (mid-epoch resume)
+    best_value: float | None = None
+    best_epoch: int | None = None
+    partial_sums: dict[str, float] = field(default_factory=dict)  # train sums of a part-trained epoch
+
+
+@dataclass
+class Loop:
+    """What one training run is made of (built from the config by run.py)."""
+
+    model: nn.Module
+    criterion: nn.Module
+    optimizer: torch.optim.Optimizer | None
+    scheduler: Any
+    interval: str
+    task: Any
+    device: torch.device
+    dtype: torch.dtype | None = None
+    scaler: Any = None
+    grad_clip: float | None = None
+    accumulate: int = 1
+    log_every: int = 50
+    progress: str = "auto"
+    is_main: bool = True
+    on_step_end: Callable[[LoopState, dict[str, torch.Tensor]], None] | None = None
+    should_stop: Callable[[], bool] = lambda: False
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    @property
+    def needs_closure(self) -> bool:
+        # LBFGS re-evaluates the loss several times per step, so it takes a closure.
+        return isinstance(self.optimizer, torch.optim.LBFGS)
+
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"]) if self.optimizer is not None else float("nan")
+
+
+def _to_device(batch: tuple[torch.Tensor, ...], device: torch.device) -> tuple[torch.Tensor, ...]:
+    return tuple(t.to(device, non_blocking=True) for t in batch)
+
+
+def _add(sums: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> None:
+    for key, value in new.items():
+        if key in sums:
+            sums[key].add_(value)
+        else:
+            sums[key] = value.detach().to(torch.float64).clone()
+
+
+def read_sums(sums: dict[str, torch.Tensor], count: int) -> dict[str, float]:
+    """One host sync for all the epoch's statistics."""
+    if not sums:
+        return {"count": float(count)}
+    keys = list(sums)
+    values = torch.stack([sums[k].reshape(()) for k in keys]).tolist()
+    out = dict(zip(keys, values))
+    out["count"] = float(count)
+    return out
+
+
+def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epochs: int) -> dict[str, float]:
+    """One pass over the training loader; returns the epoch's train metrics."""
+    model, optimizer, task, criterion = loop.model, loop.optimizer, loop.task, loop.criterion
+    model.train()
+    sums: dict[str, torch.Tensor] = {}
+    count = 0
+    start_batch = state.batch_in_epoch
+    if start_batch and state.partial_sums:  # resumed mid-epoch: continue the epoch's sums
+        sums = {k: torch.tensor(v, dtype=torch.float64, device=loop.device) for k, v in state.partial_sums.items() if k != "count"}
+        count = int(state.partial_sums.get("count", 0))
+    batches = len(loader)
+    bar = EpochProgress(loop.progress, epoch + 1, epochs, batches, enabled=loop.is_main)
+    last_logged = {k: v.clone() for k, v in sums.items() if k == "loss"}
+    last_count = count
+    try:
+        for i, batch in enumerate(loader, start=start_batch):
+            batch = _to_device(batch, loop.device)
+            if loop.needs_closure:
+                stats: dict[str, torch.Tensor] = {}
+
+                def closure(batch: tuple[torch.Tensor, ...] = batch, stats: dict[str, torch.Tensor] = stats) -> torch.Tensor:
+                    optimizer.zero_grad(set_to_none=True)
+                    with loop.autocast():
+                        loss, s = task.step(model, criterion, batch)
+                    loss.backward()
+                    if not stats:
+                        stats.update(s)
+                    return loss
+
+                optimizer.step(closure)
+                _finish_step(loop, state)
+            else:
+                with loop.autocast():
+                    loss, stats = task.step(model, criterion, batch)
+                if loop.accumulate > 1:
+                    loss = loss / loop.accumulate
+                if loop.scaler is not None:
+                    loop.scaler.scale(loss).backward()
+                else:
+                    loss.backward()
+                if (i + 1) % loop.accumulate == 0 or i + 1 == batches:
+                    if loop.grad_clip:
+                        if loop.scaler is not None:
+                            loop.scaler.unscale_(optimizer)
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), loop.grad_clip)
+                    if loop.scaler is not None:
+                        loop.scaler.step(optimizer)
+                        loop.scaler.update()
+                    else:
+                        optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    _finish_step(loop, state)
+            _add(sums, stats)
+            count += len(batch[0])
+            state.batch_in_epoch = i + 1
+            bar.update(i + 1, count)
+            if state.step % loop.log_every == 0 and (i + 1) % loop.accumulate == 0:
+                # The only host sync inside an epoch: once per log interval.
+                now = read_sums({"loss": sums["loss"]}, count)
+                prev = float(last_logged["loss"]) if last_logged else 0.0
+                recent = (now["loss"] - prev) / max(count - last_count, 1)
+                _check_finite(recent, epoch, state.step)
+                bar.report(i + 1, recent, now["loss"] / max(count, 1), loop.lr())
+                last_logged, last_count = {"loss": sums["loss"].clone()}, count
+            if loop.on_step_end is not None:
+                loop.on_step_end(state, {**sums, "count": torch.tensor(float(count))})
+            if loop.should_stop():
+                break
+    finally:
+        bar.close()
+    totals = read_sums(sums, count)
+    metrics = task.finalize(totals)
+    _check_finite(metrics["loss"], epoch, state.step)
+    return metrics
+
+
+def _finish_step(loop: Loop, state: LoopState) -> None:
+    state.step += 1
+    if loop.scheduler is not None and loop.interval == "step":
+        loop.scheduler.step()
+
+
+def _check_finite(value: float, epoch: int, step: int) -> None:
+    if not math.isfinite(value):
+        raise TrainingDiverged(
+            f"the training loss became {value} at epoch {epoch + 1}, step {step}; lower optim.lr, set "
+            "trainer.grad_clip=1.0, or use device.precision=32 (no checkpoint of the diverged model was written)"
+        )
+
+
+@torch.inference_mode()
+def evaluate(loop: Loop, loader: Any) -> dict[str, float]:
+    """Loss and metrics over a whole split, with the model in eval mode."""
+    model = loop.model
+    was_training = model.training
+    model.eval()
+    sums: dict[str, torch.Tensor] = {}
+    count = 0
+    for batch in loader:
+        batch = _to_device(batch, loop.device)
+        with loop.autocast():
+            _, stats = loop.task.step(model, loop.criterion, batch)
+        _add(sums, stats)
+        count += len(batch[0])
+    model.train(was_training)
+    return loop.task.finalize(read_sums(sums, count))
+
+
+def fit(
+    loop: Loop,
+    train_loader: Any,
+    val_loader: Any,
+    state: LoopState,
+    epochs: int,
+    monitor: str,
+    on_epoch_end: Callable[[dict[str, Any]], None],
+) -> None:
+    """Train epochs state.epoch..epochs-1, validating after each and stepping epoch schedules."""
+    for epoch in range(state.epoch, epochs):
+        train_loader.set_epoch(epoch, state.batch_in_epoch)
+        lr = loop.lr()
+        t0 = time.perf_counter()
+        train = train_one_epoch(loop, train_loader, state, epoch, epochs)
+        if loop.device.type == "cuda":
+            torch.cuda.synchronize(loop.device)
+        train_time = time.perf_counter() - t0
+        if loop.should_stop():
+            return
+        val = evaluate(loop, val_loader)
+        samples = int(train_loader.num_samples) if hasattr(train_loader, "num_samples") else 0
+        row: dict[str, Any] = {"epoch": epoch + 1, "step": state.step, "lr": lr}
+        row.update({f"train_{k}": v for k, v in train.items()})
+        row.update({f"val_{k}": v for k, v in val.items()})
+        row["train_time_s"] = train_time
+        row["train_samples_per_s"] = samples / train_time if train_time > 0 else 0.0
+        if loop.scheduler is not None and loop.interval == "epoch":
+            if isinstance(loop.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                loop.scheduler.step(row[monitor])
+            else:
+                loop.scheduler.step()
+        state.epoch = epoch + 1
+        state.batch_in_epoch = 0
+        state.partial_sums = {}
+        on_epoch_end(row)

@@ -1,0 +1,336 @@
+"""One run: run directory, build, loop, checkpoints and summary. What `train` and `eval` call."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+import trainkit
+from trainkit import checkpoint as ckpt_io
+from trainkit.build import (
+    autocast_dtype,
+    build_loss,
+    build_model,
+    build_optimizer,
+    build_scheduler,
+    build_task,
+    count_parameters,
+    resolve_device,
+)
+from trainkit.config import GROUPS, to_plain, validate
+from trainkit.console import console, fmt_metrics, say
+from trainkit.data import Data, build_data
+from trainkit.errors import ConfigError, TrainkitError
+from trainkit.loggers import CSVLogger, Logger
+from trainkit.loop import Loop, LoopState, evaluate, fit
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices) so a run repeats exactly."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def versions() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "trainkit": trainkit.__version__,
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+    }
+
+
+def write_json(path: Path, obj: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def describe_config(cfg: DictConfig, choices: dict[str, str]) -> list[str]:
+    """One compact line per group: the option chosen and its settings."""
+    lines = []
+    for group in GROUPS:
+        node = cfg.get(group)
+        if node is None:
+            continue
+        plain = OmegaConf.to_container(node, resolve=True)
+        items = []
+        if isinstance(plain, dict):
+            for k, v in plain.items():
+                if k == "_target_" or isinstance(v, (dict, list)) and len(str(v)) > 40:
+                    continue
+                items.append(f"{k}={v}")
+        lines.append(f"  {group:<10}{choices.get(group, ''):<16}{' '.join(items)}")
+    lines.append(f"  {'seed':<10}{cfg.seed}")
+    return lines
+
+
+class Run:
+    """A training run in `run_dir`: builds everything from `cfg`, trains, tests, summarises."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -> None:
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.choices = choices or {}
+        self.ckpt_dir = run_dir / "checkpoints"
+        self.start = time.perf_counter()
+        self.loggers: list[Logger] = []
+        self.device: torch.device | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def setup(self) -> None:
+        cfg = self.cfg
+        validate(cfg)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.ckpt_dir.mkdir(exist_ok=True)
+        (self.run_dir / "cmd.txt").write_text(shlex.join(["trainkit", "train", *sys.argv[1:]]) + "\n")
+        seed_everything(int(cfg.seed))
+        if cfg.trainer.get("deterministic"):
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+        self.device = device = resolve_device(cfg)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = not cfg.trainer.get("deterministic")
+        self.data: Data = build_data(cfg, device)
+        self.task = build_task(cfg)
+        model = build_model(cfg).to(device)
+        self.criterion = build_loss(cfg).to(device)
+        self.task.check_criterion(self.criterion)
+        self._check_data(model)
+        self.raw_model = model
+        self.optimizer = build_optimizer(cfg, model)
+        steps_per_epoch = max(1, -(-len(self.data.train) // int(cfg.trainer.accumulate)))
+        self.scheduler, self.interval = build_scheduler(cfg, self.optimizer, steps_per_epoch)
+        dtype = autocast_dtype(cfg, device)
+        scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+        train_model = torch.compile(model) if cfg.trainer.get("compile") else model
+        self.loop = Loop(
+            model=train_model,
+            criterion=self.criterion,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            interval=self.interval,
+            task=self.task,
+            device=device,
+            dtype=dtype,
+            scaler=scaler,
+            grad_clip=cfg.trainer.grad_clip,
+            accumulate=int(cfg.trainer.accumulate),
+            log_every=int(cfg.trainer.log_every_n_steps),
+            progress=str(cfg.trainer.progress),
+        )
+        self.state = LoopState()
+        self.loggers = [CSVLogger(self.run_dir)]
+        n_params = count_parameters(model)
+        (self.run_dir / "model.txt").write_text(f"{model}\n\nparameters: {n_params:,}\n")
+        say(f"trainkit {trainkit.__version__}  run dir: {self.run_dir}")
+        for line in describe_config(cfg, self.choices):
+            say(line)
+        say(str(model))
+        say(f"parameters: {n_params:,}   device: {device}   precision: {cfg.device.precision}   "
+            f"data: train {self.data.sizes['train']}, val {self.data.sizes['val']}, test {self.data.sizes['test']} "
+            f"({self.data.loader_kind} loader)")
+
+    def _check_data(self, model: torch.nn.Module) -> None:
+        """Labels in range and shapes that fit, before the first step rather than mid-epoch."""
+        for split in ("train", "val", "test"):
+            loader = getattr(self.data, split)
+            if getattr(loader, "kind", "") == "memory":
+                tensors = loader.tensors
+                if torch.is_floating_point(tensors[0]) and not bool(torch.isfinite(tensors[0]).all()):
+                    raise TrainkitError(f"the {split} inputs contain NaN or infinite values; clean the data first")
+                if len(tensors) > 1:
+                    self.task.check_targets(tensors[1], split)
+        first = next(iter(self.data.val))
+        batch = tuple(t.to(self.device) for t in first)
+        self.task.check_batch(model, self.criterion, batch)
+
+    # ------------------------------------------------------------------ training
+    def checkpoint_payload(self) -> dict[str, Any]:
+        s = self.state
+        return {
+            "model": self.raw_model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.loop.scaler.state_dict() if self.loop.scaler is not None else None,
+            "epoch": s.epoch,
+            "step": s.step,
+            "batch_in_epoch": s.batch_in_epoch,
+            "best_value": s.best_value,
+            "best_epoch": s.best_epoch,
+            "config": to_plain(self.cfg),
+            "rng": ckpt_io.rng_state(),
+            "trainkit_version": trainkit.__version__,
+        }
+
+    def on_epoch_end(self, row: dict[str, Any]) -> None:
+        cfg, s = self.cfg.trainer, self.state
+        monitor = str(cfg.monitor)
+        if monitor not in row:
+            raise ConfigError(
+                f"trainer.monitor={monitor} is not a metric of this run; choose one of: "
+                + ", ".join(k for k in row if k.startswith(("train_", "val_")) and not k.endswith(("_s", "_per_s")))
+            )
+        value = float(row[monitor])
+        better = s.best_value is None or (value < s.best_value if cfg.monitor_mode == "min" else value > s.best_value)
+        if better:
+            s.best_value, s.best_epoch = value, int(row["epoch"])
+        for logger in self.loggers:
+            logger.log_epoch(row)
+        payload = self.checkpoint_payload()
+        ckpt_io.atomic_save(payload, self.ckpt_dir / "last.pt")
+        if better:
+            ckpt_io.atomic_save(payload, self.ckpt_dir / "best.pt")
+        parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}"]
+        parts += [f"train {k[6:]} {row[k]:.3f}" for k in row if k.startswith("train_") and k not in
+                  ("train_loss", "train_time_s", "train_samples_per_s")]
+        parts += [f"val loss {row['val_loss']:.4f}"]
+        parts += [f"val {k[4:]} {row[k]:.3f}" for k in row if k.startswith("val_") and k != "val_loss"]
+        parts += [f"lr {row['lr']:.3g}", f"time {row['train_time_s']:.1f} sec", f"{row['train_samples_per_s']:,.0f} samples/s"]
+        say(", ".join(parts) + (" *" if better else ""))
+
+    def train(self) -> dict[str, Any]:
+        cfg = self.cfg
+        epochs = int(cfg.trainer.epochs)
+        fit(self.loop, self.data.train, self.data.val, self.state, epochs, str(cfg.trainer.monitor), self.on_epoch_end)
+        best = ckpt_io.load(self.ckpt_dir / "best.pt")
+        self.raw_model.load_state_dict(best["model"])
+        test = evaluate(self.loop, self.data.test)
+        say(f"test (best epoch {self.state.best_epoch}): {fmt_metrics(test)}", style="bold")
+        summary = self.summary("completed")
+        summary.update({f"test_{k}": v for k, v in test.items()})
+        write_json(self.run_dir / "summary.json", summary)
+        say(f"run dir: {self.run_dir}")
+        return summary
+
+    def summary(self, status: str, error: str | None = None) -> dict[str, Any]:
+        s = self.state if hasattr(self, "state") else LoopState()
+        out: dict[str, Any] = {
+            "status": status,
+            "monitor": str(self.cfg.trainer.monitor),
+            "monitor_mode": str(self.cfg.trainer.monitor_mode),
+            "best_value": s.best_value,
+            "best_epoch": s.best_epoch,
+            "epochs": s.epoch,
+            "steps": s.step,
+            "wall_time_s": time.perf_counter() - self.start,
+            "seed": int(self.cfg.seed),
+            "world_size": 1,
+            "device": str(self.device) if self.device is not None else None,
+            "precision": str(self.cfg.device.precision),
+            "run_dir": str(self.run_dir),
+            "versions": versions(),
+        }
+        if hasattr(self, "data"):
+            out["data"] = {"sizes": self.data.sizes, "fingerprint": self.data.fingerprint, "loader": self.data.loader_kind}
+        if error is not None:
+            out["error"] = error
+        return out
+
+    def fail(self, error: BaseException) -> None:
+        """Leave a summary that says the run failed and why (sweeps and reports show it)."""
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(self.run_dir / "summary.json", self.summary("failed", f"{type(error).__name__}: {error}"))
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        for logger in self.loggers:
+            logger.close()
+
+
+def train(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -> dict[str, Any]:
+    """Train from a composed config into `run_dir`; on failure leave a failed summary and re-raise."""
+    run = Run(cfg, run_dir, choices)
+    try:
+        run.setup()
+        return run.train()
+    except BaseException as exc:
+        run.fail(exc)
+        raise
+    finally:
+        run.close()
+
+
+# ---------------------------------------------------------------------------- eval
+
+
+def apply_eval_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """Apply `key=value` and `group=option` overrides to a config stored in a checkpoint."""
+    from trainkit.config import compose
+
+    dotlist = []
+    for ov in overrides:
+        key, sep, value = ov.partition("=")
+        if not sep:
+            raise ConfigError(f"cannot parse override '{ov}'; write key=value")
+        if key in GROUPS and "." not in key:
+            node = compose([f"{key}={value}"])[key]
+            cfg[key] = node
+        else:
+            if OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
+                raise ConfigError(f"unknown config key '{key}' in the checkpoint's config")
+            dotlist.append(ov)
+    if dotlist:
+        cfg.merge_with(OmegaConf.from_dotlist(dotlist))
+    return cfg
+
+
+_MISSING = object()
+
+
+def evaluate_checkpoint(ckpt_path: str, overrides: list[str], split: str = "test", trust: bool = False) -> dict[str, Any]:
+    """Rebuild the model from the checkpoint's own config, evaluate a split, write eval.json."""
+    if split not in ("test", "val", "train"):
+        raise ConfigError(f"split={split} is not a split; choose test, val or train")
+    ckpt = ckpt_io.load(ckpt_path, trust=trust)
+    stored = ckpt.get("config")
+    if not isinstance(stored, dict):
+        raise TrainkitError(f"checkpoint '{ckpt_path}' carries no config, so its model cannot be rebuilt")
+    cfg = OmegaConf.create(stored)
+    cfg = apply_eval_overrides(cfg, overrides)
+    validate(cfg)
+    seed_everything(int(cfg.seed))
+    device = resolve_device(cfg)
+    data = build_data(cfg, device)
+    task = build_task(cfg)
+    model = build_model(cfg)
+    model.load_state_dict(ckpt["model"])
+    model.to(device)
+    criterion = build_loss(cfg).to(device)
+    loop = Loop(model=model, criterion=criterion, optimizer=None,
+                scheduler=None, interval="epoch", task=task, device=device, dtype=autocast_dtype(cfg, device))
+    t0 = time.perf_counter()
+    metrics = evaluate(loop, getattr(data, split))
+    result = {
+        "checkpoint": str(Path(ckpt_path).resolve()),
+        "split": split,
+        "epoch": ckpt.get("epoch"),
+        "samples": data.sizes[split],
+        "device": str(device),
+        "time_s": time.perf_counter() - t0,
+        **{f"{split}_{k}": v for k, v in metrics.items()},
+    }
+    ckpt_file = Path(ckpt_path).resolve()
+    run_dir = ckpt_file.parent.parent if ckpt_file.parent.name == "checkpoints" else ckpt_file.parent
+    try:
+        write_json(run_dir / "eval.json", result)
+        result["written"] = str(run_dir / "eval.json")
+    except OSError as exc:
+        say(f"could not write eval.json in {run_dir}: {exc}", style="yellow")
+    console.print(f"{split} ({data.sizes[split]} samples, epoch {ckpt.get('epoch')}): {fmt_metrics(metrics)}")
+    return result
