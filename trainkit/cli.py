@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from trainkit import __version__
 from trainkit.errors import TrainkitError, debug_enabled, report, suggest
@@ -20,6 +21,7 @@ commands:
   train   train a model          trainkit train model=cnn optim=adam optim.lr=1e-3 trainer.epochs=5
                                  trainkit train -m optim=sgd,adam optim.lr=0.1,0.01   (a sweep)
   eval    evaluate a checkpoint  trainkit eval ckpt=outputs/DATE/TIME/checkpoints/best.pt [split=val]
+  report  tabulate runs/sweeps   trainkit report outputs/multirun/DATE/TIME [--format table|csv|json|md]
 
 options:
   --debug        show the full traceback of an error (or set TRAINKIT_DEBUG=1)
@@ -37,6 +39,8 @@ Compose configs/train.yaml with the overrides (Hydra syntax) and train.
   -m / --multirun     sweep every combination                -m optim=sgd,adam optim.lr=0.1,0.01
   --config-dir DIR    add your own config groups             --config-dir my_configs model=my_net
   --cfg job           print the composed config and exit (Hydra)
+  resume=RUN_DIR      continue a stopped run exactly, in its own directory    resume=outputs/DATE/TIME
+                      (or resume=PATH/last.pt); only trainer.epochs, logging and loader speed may change
 
 examples:
   trainkit train
@@ -104,6 +108,11 @@ def cmd_train(args: list[str]) -> int:
     if any(a in ("-h", "--help") for a in args):
         print(TRAIN_HELP)
         return 0
+    from trainkit.resume import split_resume
+
+    resume_spec, args = split_resume(args)
+    if resume_spec is not None:
+        return resume_train(resume_spec, args)
     info_only = any(a.split("=")[0] in HYDRA_INFO_FLAGS for a in args)
     if not info_only:
         overrides, config_dir, multirun = _split_flags(args)
@@ -111,10 +120,22 @@ def cmd_train(args: list[str]) -> int:
     return run_hydra(args)
 
 
-def run_hydra(args: list[str]) -> int:
+def resume_train(spec: str, args: list[str]) -> int:
+    """`trainkit train resume=RUN_DIR [safe overrides]`: continue the run in its own directory."""
+    from trainkit.resume import plan
+
+    if any(a in ("-m", "--multirun") for a in args):
+        raise TrainkitError("resume= continues one run; to finish a sweep re-run it with trainer.skip_done=true "
+                            "hydra.sweep.dir=SWEEP_DIR")
+    resume = plan(spec, args)
+    return run_hydra(resume.hydra_args(), resume=resume)
+
+
+def run_hydra(args: list[str], resume: Any = None) -> int:
     """Run the Hydra app (run or multirun) with our task function."""
     import hydra
 
+    import trainkit.sweep  # noqa: F401  (registers the run-directory and GPU resolvers)
     from trainkit.config import config_dir
 
     if debug_enabled():
@@ -123,17 +144,21 @@ def run_hydra(args: list[str]) -> int:
 
     def task(cfg):  # type: ignore[no-untyped-def]
         nonlocal exit_code
-        from pathlib import Path
-
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
-        from trainkit.run import train
+        from trainkit.resume import RunInterrupted, run_task
 
         hc = HydraConfig.get()
         multirun = hc.mode == RunMode.MULTIRUN
         try:
-            summary = train(cfg, Path(hc.runtime.output_dir), dict(hc.runtime.choices))
+            summary = run_task(cfg, resume)
+        except RunInterrupted as exc:  # Ctrl-C / SIGTERM: last.pt written; stop the whole sweep too
+            print(f"trainkit: {exc}", file=sys.stderr)
+            if multirun:
+                print("to finish the sweep, re-run it with trainer.skip_done=true "
+                      f"hydra.sweep.dir={hc.sweep.dir}", file=sys.stderr)
+            raise SystemExit(exc.exit_code) from None
         except TrainkitError as exc:
             if debug_enabled():
                 raise
@@ -142,7 +167,16 @@ def run_hydra(args: list[str]) -> int:
                 raise SystemExit(code) from None
             exit_code = 1
             return float("nan")
-        return summary.get("best_value")
+        except Exception:  # our bug: its traceback, but the sweep's other jobs still run
+            if not multirun or debug_enabled():
+                raise
+            import traceback
+
+            traceback.print_exc()
+            exit_code = 1
+            return float("nan")
+        value = summary.get("best_value")
+        return float("nan") if value is None else value
 
     main_fn = hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")(task)
     saved = sys.argv
@@ -181,9 +215,16 @@ def cmd_eval(args: list[str]) -> int:
     return 0
 
 
+def cmd_report(args: list[str]) -> int:
+    from trainkit.report import cmd_report as report_command
+
+    return report_command(args)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": cmd_train,
     "eval": cmd_eval,
+    "report": cmd_report,
 }
 
 

@@ -198,6 +198,8 @@ RULES: dict[str, Check] = {
     "trainer.progress": _one_of("auto", "rich", "plain", "none"),
     "trainer.compile": _bool,
     "trainer.deterministic": _bool,
+    "trainer.checkpoint_every_n_steps": _optional(_int(1)),
+    "trainer.skip_done": _bool,
     "data.batch_size": _int(1),
     "data.eval_batch_size": _int(1),
     "data.num_workers": _int(0),

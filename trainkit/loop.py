@@ -34,6 +34,7 @@ class LoopState:
     best_value: float | None = None
     best_epoch: int | None = None
     partial_sums: dict[str, float] = field(default_factory=dict)  # train sums of a part-trained epoch
+    epoch_lr: float | None = None  # lr at the start of the current epoch (its metrics row reports it)
 
 
 @dataclass
@@ -214,7 +215,8 @@ def fit(
     """Train epochs state.epoch..epochs-1, validating after each and stepping epoch schedules."""
     for epoch in range(state.epoch, epochs):
         train_loader.set_epoch(epoch, state.batch_in_epoch)
-        lr = loop.lr()
+        lr = state.epoch_lr if state.batch_in_epoch and state.epoch_lr is not None else loop.lr()
+        state.epoch_lr = lr
         t0 = time.perf_counter()
         train = train_one_epoch(loop, train_loader, state, epoch, epochs)
         if loop.device.type == "cuda":

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import trainkit
 from trainkit import checkpoint as ckpt_io
+from trainkit import record
 from trainkit.build import (
     autocast_dtype,
     build_loss,
@@ -33,7 +34,22 @@ from trainkit.console import console, fmt_metrics, say
 from trainkit.data import Data, build_data
 from trainkit.errors import ConfigError, TrainkitError
 from trainkit.loggers import CSVLogger, Logger
-from trainkit.loop import Loop, LoopState, evaluate, fit
+from trainkit.loop import Loop, LoopState, evaluate, fit, read_sums
+from trainkit.resume import RunInterrupted, StopOnSignal, injected_signal, resume_command
+
+
+def set_deterministic(on: bool) -> None:
+    """trainer.deterministic: deterministic kernels (or an error naming the op that has none).
+
+    Set both ways: it is process-wide, and jobs of a sweep share the process. cuBLAS needs
+    CUBLAS_WORKSPACE_CONFIG before its first use for deterministic matmuls on CUDA >= 10.2.
+    """
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(on)
+    torch.backends.cudnn.deterministic = on
+    if on:
+        torch.backends.cudnn.benchmark = False
 
 
 def seed_everything(seed: int) -> None:
@@ -80,10 +96,24 @@ def describe_config(cfg: DictConfig, choices: dict[str, str]) -> list[str]:
 class Run:
     """A training run in `run_dir`: builds everything from `cfg`, trains, tests, summarises."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: DictConfig,
+        run_dir: Path,
+        choices: dict[str, str] | None = None,
+        resume_from: Path | None = None,
+        command: str | None = None,
+    ) -> None:
         self.cfg = cfg
         self.run_dir = run_dir
         self.choices = choices or {}
+        self.resume_from = resume_from
+        self.command = command
+        self.stopper = StopOnSignal()
+        self._sums: dict[str, torch.Tensor] = {}
+        self._seen_step = -1
+        self._at_boundary = True
+        self._signal_at = injected_signal()
         self.ckpt_dir = run_dir / "checkpoints"
         self.start = time.perf_counter()
         self.loggers: list[Logger] = []
@@ -95,12 +125,11 @@ class Run:
         validate(cfg)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.ckpt_dir.mkdir(exist_ok=True)
-        (self.run_dir / "cmd.txt").write_text(shlex.join(["trainkit", "train", *sys.argv[1:]]) + "\n")
+        command = self.command or shlex.join(["trainkit", "train", *sys.argv[1:]])
+        if self.resume_from is None or not (self.run_dir / "cmd.txt").exists():
+            (self.run_dir / "cmd.txt").write_text(command + "\n")
         seed_everything(int(cfg.seed))
-        if cfg.trainer.get("deterministic"):
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-            torch.use_deterministic_algorithms(True)
-            torch.backends.cudnn.benchmark = False
+        set_deterministic(bool(cfg.trainer.get("deterministic")))
         self.device = device = resolve_device(cfg)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = not cfg.trainer.get("deterministic")
@@ -133,7 +162,10 @@ class Run:
             progress=str(cfg.trainer.progress),
         )
         self.state = LoopState()
-        self.loggers = [CSVLogger(self.run_dir)]
+        self.loop.on_step_end = self.on_step_end
+        self.loop.should_stop = lambda: self.stopper.requested and self._at_boundary
+        ckpt = self.restore(self.resume_from) if self.resume_from is not None else None
+        self.loggers = [CSVLogger(self.run_dir, resume_epoch=self.state.epoch if ckpt is not None else None)]
         n_params = count_parameters(model)
         (self.run_dir / "model.txt").write_text(f"{model}\n\nparameters: {n_params:,}\n")
         say(f"trainkit {trainkit.__version__}  run dir: {self.run_dir}")
@@ -143,6 +175,45 @@ class Run:
         say(f"parameters: {n_params:,}   device: {device}   precision: {cfg.device.precision}   "
             f"data: train {self.data.sizes['train']}, val {self.data.sizes['val']}, test {self.data.sizes['test']} "
             f"({self.data.loader_kind} loader)")
+        if self.loop.is_main:
+            if ckpt is None or not (self.run_dir / "record.json").exists():
+                record.write_record(self.run_dir, record.build_record(
+                    cfg=cfg, device=device, data=self.data, command=command,
+                    deterministic=bool(cfg.trainer.get("deterministic"))))
+            if ckpt is not None:
+                record.note_resume(self.run_dir, command=shlex.join(["trainkit", "train", *sys.argv[1:]]),
+                                   checkpoint=str(self.resume_from), epoch=self.state.epoch, step=self.state.step,
+                                   device=device)
+        if ckpt is not None:
+            s = self.state
+            where = f"epoch {s.epoch + 1}, batch {s.batch_in_epoch}" if s.batch_in_epoch else f"the end of epoch {s.epoch}"
+            say(f"resumed from {self.resume_from} at {where} (step {s.step})")
+            # Last of all: the RNGs continue exactly where the checkpoint left them.
+            ckpt_io.set_rng_state(ckpt["rng"])
+        self.stopper.install()
+
+    def restore(self, path: Path) -> dict[str, Any]:
+        """Load model, optimizer, scheduler, scaler and counters from a checkpoint (RNGs: end of setup)."""
+        ckpt = ckpt_io.load(path, map_location=self.device)
+        self.raw_model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.scheduler is not None and ckpt.get("scheduler") is not None:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.loop.scaler is not None and ckpt.get("scaler") is not None:
+            self.loop.scaler.load_state_dict(ckpt["scaler"])
+        self.state = LoopState(
+            epoch=int(ckpt["epoch"]),
+            step=int(ckpt["step"]),
+            batch_in_epoch=int(ckpt.get("batch_in_epoch") or 0),
+            best_value=ckpt.get("best_value"),
+            best_epoch=ckpt.get("best_epoch"),
+            partial_sums=dict(ckpt.get("partial_sums") or {}),
+            epoch_lr=ckpt.get("epoch_lr"),
+        )
+        self._seen_step = self.state.step
+        if ckpt.get("rng") is None:
+            raise TrainkitError(f"checkpoint '{path}' holds no RNG state, so the run cannot continue exactly")
+        return ckpt
 
     def _check_data(self, model: torch.nn.Module) -> None:
         """Labels in range and shapes that fit, before the first step rather than mid-epoch."""
@@ -171,6 +242,8 @@ class Run:
             "batch_in_epoch": s.batch_in_epoch,
             "best_value": s.best_value,
             "best_epoch": s.best_epoch,
+            "partial_sums": dict(s.partial_sums) if s.batch_in_epoch else {},
+            "epoch_lr": s.epoch_lr,
             "config": to_plain(self.cfg),
             "rng": ckpt_io.rng_state(),
             "trainkit_version": trainkit.__version__,
@@ -191,9 +264,9 @@ class Run:
         for logger in self.loggers:
             logger.log_epoch(row)
         payload = self.checkpoint_payload()
-        ckpt_io.atomic_save(payload, self.ckpt_dir / "last.pt")
-        if better:
+        if better:  # best.pt first: a kill between the two saves then redoes this epoch on resume
             ckpt_io.atomic_save(payload, self.ckpt_dir / "best.pt")
+        ckpt_io.atomic_save(payload, self.ckpt_dir / "last.pt")
         parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}"]
         parts += [f"train {k[6:]} {row[k]:.3f}" for k in row if k.startswith("train_") and k not in
                   ("train_loss", "train_time_s", "train_samples_per_s")]
@@ -202,10 +275,45 @@ class Run:
         parts += [f"lr {row['lr']:.3g}", f"time {row['train_time_s']:.1f} sec", f"{row['train_samples_per_s']:,.0f} samples/s"]
         say(", ".join(parts) + (" *" if better else ""))
 
+    def on_step_end(self, state: LoopState, sums: dict[str, torch.Tensor]) -> None:
+        """After every batch: mid-epoch checkpoints every trainer.checkpoint_every_n_steps optimizer steps."""
+        self._sums = sums
+        self._at_boundary = state.step != self._seen_step
+        if not self._at_boundary:
+            return  # inside a gradient accumulation: not a point a run can stop or resume at
+        self._seen_step = state.step
+        every = self.cfg.trainer.get("checkpoint_every_n_steps")
+        if every and state.step % int(every) == 0:
+            self.save_mid_epoch()
+        if self._signal_at is not None and state.step == self._signal_at[0]:
+            os.kill(os.getpid(), self._signal_at[1])
+
+    def save_mid_epoch(self) -> None:
+        """last.pt at the current step, with the epoch's partial sums so the epoch's metrics stay exact."""
+        if not self.loop.is_main:
+            return
+        s = self.state
+        if s.batch_in_epoch:
+            sums = {k: v for k, v in self._sums.items() if k != "count"}
+            count = int(self._sums["count"]) if "count" in self._sums else 0
+            s.partial_sums = read_sums(sums, count)
+        ckpt_io.atomic_save(self.checkpoint_payload(), self.ckpt_dir / "last.pt")
+
     def train(self) -> dict[str, Any]:
         cfg = self.cfg
         epochs = int(cfg.trainer.epochs)
         fit(self.loop, self.data.train, self.data.val, self.state, epochs, str(cfg.trainer.monitor), self.on_epoch_end)
+        if self.stopper.requested and self.state.epoch < epochs:
+            self.save_mid_epoch()
+            self.stopper.restore()
+            import signal
+
+            name = signal.Signals(self.stopper.signum).name
+            raise RunInterrupted(
+                f"{name}: stopped at epoch {self.state.epoch + 1}, step {self.state.step}; "
+                f"wrote {self.ckpt_dir / 'last.pt'}\nresume with: {resume_command(self.run_dir)}",
+                int(self.stopper.signum),
+            )
         best = ckpt_io.load(self.ckpt_dir / "best.pt")
         self.raw_model.load_state_dict(best["model"])
         test = evaluate(self.loop, self.data.test)
@@ -240,25 +348,41 @@ class Run:
             out["error"] = error
         return out
 
-    def fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException, status: str = "failed") -> None:
         """Leave a summary that says the run failed and why (sweeps and reports show it)."""
+        if hasattr(self, "loop") and not self.loop.is_main:
+            return
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_json(self.run_dir / "summary.json", self.summary("failed", f"{type(error).__name__}: {error}"))
+            message = str(error).splitlines()[0] if str(error) else ""
+            write_json(self.run_dir / "summary.json", self.summary(status, f"{type(error).__name__}: {message}"))
         except OSError:
             pass
 
     def close(self) -> None:
+        self.stopper.restore()
         for logger in self.loggers:
             logger.close()
 
 
-def train(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -> dict[str, Any]:
-    """Train from a composed config into `run_dir`; on failure leave a failed summary and re-raise."""
-    run = Run(cfg, run_dir, choices)
+def train(
+    cfg: DictConfig,
+    run_dir: Path,
+    choices: dict[str, str] | None = None,
+    resume_from: Path | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Train from a composed config into `run_dir` (continuing `resume_from` if given).
+
+    On failure leave a failed (or interrupted) summary and re-raise.
+    """
+    run = Run(cfg, run_dir, choices, resume_from=resume_from, command=command)
     try:
         run.setup()
         return run.train()
+    except RunInterrupted as exc:
+        run.fail(exc, status="interrupted")
+        raise
     except BaseException as exc:
         run.fail(exc)
         raise

@@ -1,0 +1,337 @@
+"""Continue runs exactly: `resume=`, `trainer.skip_done`, Ctrl-C/SIGTERM at a step boundary.
+
+What makes a resume bit-identical lives in the checkpoint (run.py writes it): model, optimizer,
+scheduler, scaler, every RNG, the epoch, the step, the batch reached in the epoch and the epoch's
+partial metric sums. The loaders' order is a function of (seed, epoch), so skipping the batches
+already trained puts the data exactly where it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from trainkit.errors import ConfigError, TrainkitError
+
+# Overrides a resumed run may take: they change how long it runs, what it logs and how fast it loads
+# data, never the numbers it computes. Anything else would silently continue a different run.
+SAFE_KEYS = (
+    "trainer.epochs",
+    "trainer.progress",
+    "trainer.log_every_n_steps",
+    "trainer.checkpoint_every_n_steps",
+    "trainer.skip_done",
+    "data.num_workers",
+    "data.pin_memory",
+    "data.persistent_workers",
+    "data.multiprocessing_context",
+)
+SAFE_GROUPS = ("logger",)
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C or SIGTERM stopped the run after a step and wrote last.pt; exit 128 + signal number."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+# --------------------------------------------------------------------------- resume=
+
+
+def split_resume(args: list[str]) -> tuple[str | None, list[str]]:
+    """Pull `resume=...` out of a train argument list."""
+    spec, rest = None, []
+    for a in args:
+        if a.startswith("resume="):
+            spec = a.split("=", 1)[1]
+        else:
+            rest.append(a)
+    return spec, rest
+
+
+def locate(spec: str) -> tuple[Path, Path]:
+    """RUN_DIR or PATH/last.pt -> (run directory, checkpoint)."""
+    path = Path(spec).expanduser()
+    if not spec:
+        raise TrainkitError("resume= needs a run directory: trainkit train resume=outputs/DATE/TIME")
+    if path.is_dir():
+        ckpt = path / "checkpoints" / "last.pt"
+        if not ckpt.is_file():
+            if (path / "last.pt").is_file():
+                return path.parent.resolve() if path.name == "checkpoints" else path.resolve(), path / "last.pt"
+            raise TrainkitError(
+                f"resume={spec}: no checkpoints/last.pt in that directory; the run stopped before its first "
+                "checkpoint, so start it again (or give the path of a .pt file)"
+            )
+        return path.resolve(), ckpt
+    if path.is_file():
+        parent = path.resolve().parent
+        return (parent.parent if parent.name == "checkpoints" else parent), path
+    raise TrainkitError(f"resume={spec} does not exist; give a run directory (outputs/DATE/TIME) or its checkpoints/last.pt")
+
+
+def is_safe_override(key: str) -> bool:
+    key = key.lstrip("+")
+    return key in SAFE_KEYS or key.split(".")[0] in SAFE_GROUPS
+
+
+def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """Apply the safe overrides of a resume to the checkpoint's config; refuse the others with the reason."""
+    from trainkit.config import compose
+
+    dotlist = []
+    for ov in overrides:
+        key, sep, value = ov.partition("=")
+        if ov.startswith("-"):
+            raise TrainkitError(f"option '{ov}' cannot be used with resume=; see 'trainkit train --help'")
+        if not sep:
+            raise ConfigError(f"cannot parse override '{ov}'; write key=value")
+        if key.startswith("hydra."):
+            raise ConfigError(f"{key} cannot change on resume: the run continues in its own directory")
+        if not is_safe_override(key):
+            raise ConfigError(
+                f"{key}={value} cannot change on resume: the run would no longer continue the same training; "
+                f"resume changes only {', '.join(SAFE_KEYS[:4])} and logger (start a new run to change {key})"
+            )
+        bare = key.lstrip("+")
+        if bare in SAFE_GROUPS:  # logger=tensorboard: the group's option, composed from our configs
+            with open_dict(cfg):
+                cfg[bare] = compose([f"{bare}={value}"])[bare]
+        else:
+            dotlist.append(f"{bare}={value}")
+    if dotlist:
+        with open_dict(cfg):
+            cfg.merge_with(OmegaConf.from_dotlist(dotlist))
+    return cfg
+
+
+@dataclass
+class ResumePlan:
+    """A run to continue: where, from which checkpoint, with which config."""
+
+    run_dir: Path
+    ckpt: Path
+    cfg: DictConfig
+    choices: dict[str, str] = field(default_factory=dict)
+
+    def hydra_args(self) -> list[str]:
+        """Hydra runs the job in the run's own directory and leaves its original .hydra/ record alone."""
+        return [f"hydra.run.dir={_hydra_quote(str(self.run_dir))}", "hydra.output_subdir=null"]
+
+
+def _hydra_quote(value: str) -> str:
+    if all(c.isalnum() or c in "/._-:" for c in value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def plan(spec: str, overrides: list[str]) -> ResumePlan:
+    """Check a `resume=` request and build its config: the checkpoint's, plus the safe overrides."""
+    from trainkit import checkpoint as ckpt_io
+    from trainkit.config import validate
+
+    run_dir, ckpt_path = locate(spec)
+    ckpt = ckpt_io.load(ckpt_path)
+    stored = ckpt.get("config")
+    if not isinstance(stored, dict):
+        raise TrainkitError(f"checkpoint '{ckpt_path}' carries no config, so the run cannot be continued")
+    cfg = OmegaConf.create(stored)
+    cfg = apply_overrides(cfg, overrides)
+    validate(cfg)
+    done = int(ckpt.get("epoch", 0)) + (1 if ckpt.get("batch_in_epoch") else 0)
+    if int(cfg.trainer.epochs) < done:
+        raise ConfigError(
+            f"trainer.epochs={cfg.trainer.epochs} but the checkpoint has already reached epoch {done}; "
+            f"resume can only add epochs (trainer.epochs >= {done})"
+        )
+    return ResumePlan(run_dir, ckpt_path, cfg, _choices(run_dir))
+
+
+def _choices(run_dir: Path) -> dict[str, str]:
+    path = run_dir / ".hydra" / "hydra.yaml"
+    try:
+        node = OmegaConf.load(path)
+        return {str(k): str(v) for k, v in (OmegaConf.select(node, "hydra.runtime.choices") or {}).items()}
+    except Exception:
+        return {}
+
+
+def resume_command(run_dir: Path | str) -> str:
+    return shlex.join(["trainkit", "train", f"resume={run_dir}"])
+
+
+# --------------------------------------------------------------------------- the Hydra job
+
+
+def run_task(cfg: DictConfig, resume: ResumePlan | None = None) -> dict[str, Any]:
+    """What one Hydra job does: resume, skip a finished job (skip_done), or train; returns the summary."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from trainkit.run import train
+
+    hc = HydraConfig.get()
+    if resume is not None:
+        return train(resume.cfg, resume.run_dir, resume.choices, resume_from=resume.ckpt)
+    multirun = hc.mode == RunMode.MULTIRUN
+    run_dir = Path(hc.runtime.output_dir)
+    choices = dict(hc.runtime.choices)
+    ckpt: Path | None = None
+    if cfg.trainer.get("skip_done"):
+        done = finished_summary(run_dir)
+        if done is not None:
+            from trainkit.console import say
+
+            say(f"skipping {run_dir}: already completed (trainer.skip_done=true), best {done.get('best_value')}")
+            return done
+        last = run_dir / "checkpoints" / "last.pt"
+        if last.is_file():
+            check_same_run(cfg, last)
+            ckpt = last
+    if multirun:
+        prepare_parallel_job(cfg, hc)
+    command = job_command(list(hc.overrides.task)) if multirun else None
+    return train(cfg, run_dir, choices, resume_from=ckpt, command=command)
+
+
+def finished_summary(run_dir: Path) -> dict[str, Any] | None:
+    """The summary of a run that completed, or None."""
+    import json
+
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if summary.get("status") == "completed" else None
+
+
+def check_same_run(cfg: DictConfig, ckpt_path: Path) -> None:
+    """skip_done resumes a job only if its checkpoint holds the same config (safe keys aside)."""
+    from trainkit import checkpoint as ckpt_io
+    from trainkit.config import to_plain
+
+    stored = ckpt_io.load(ckpt_path).get("config") or {}
+    diffs = [k for k in _diff(to_plain(cfg), stored) if not is_safe_override(k)]
+    if diffs:
+        raise ConfigError(
+            f"trainer.skip_done=true: {ckpt_path} belongs to a run with another config "
+            f"(differs in {', '.join(diffs[:5])}); use another hydra.sweep.dir / hydra.run.dir or delete it"
+        )
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for k in a.keys() & b.keys():
+            out += _diff(a[k], b[k], f"{prefix}{k}.")
+        return out
+    return [] if a == b or a is None or b is None else [prefix.rstrip(".")]
+
+
+def job_command(task_overrides: list[str]) -> str:
+    """The command that repeats one job of a sweep on its own."""
+    flags: list[str] = []
+    argv = sys.argv[1:]
+    for i, a in enumerate(argv):
+        if a in ("--config-dir", "-cd") and i + 1 < len(argv):
+            flags += [a, argv[i + 1]]
+        elif a.startswith("--config-dir="):
+            flags.append(a)
+    return shlex.join(["trainkit", "train", *flags, *task_overrides])
+
+
+def prepare_parallel_job(cfg: DictConfig, hc: Any) -> None:
+    """Jobs launched side by side (joblib and other non-sequential launchers): a GPU each, safe workers.
+
+    Every job would otherwise pick cuda:0 (hydra #1331, #2757); DataLoader workers inside a launcher's
+    worker process need an explicit start method (hydra #964).
+    """
+    target = str(OmegaConf.select(hc, "launcher._target_", default="") or "")
+    if not target or target.endswith("BasicLauncher"):
+        return  # jobs run one after another in this process
+    if cfg.device.get("index") is None and str(cfg.device.type) in ("auto", "cuda"):
+        import torch
+
+        from trainkit.sweep import job_device_index
+
+        index = job_device_index(int(hc.job.num), torch.cuda.device_count() if torch.cuda.is_available() else 0)
+        if index is not None:
+            with open_dict(cfg):
+                cfg.device.index = index
+    if int(cfg.data.get("num_workers", 0) or 0) > 0 and cfg.data.get("multiprocessing_context") is None:
+        with open_dict(cfg):
+            cfg.data.multiprocessing_context = default_mp_context()
+
+
+def default_mp_context() -> str:
+    """fork where it exists and is safe (Linux), else spawn."""
+    return "fork" if sys.platform.startswith("linux") else "spawn"
+
+
+# --------------------------------------------------------------------------- signals
+
+
+class StopOnSignal:
+    """SIGINT/SIGTERM set a flag; the loop stops at the next step boundary. A second signal aborts."""
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers live in the main thread only
+        for name in self.SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is None:
+                continue
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except (ValueError, OSError):
+                pass
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:  # second Ctrl-C: stop now, without a checkpoint
+            self.restore()
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name}: finishing the current step, then writing last.pt "
+              "(send it again to stop at once)", file=sys.stderr, flush=True)
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            try:
+                signal.signal(sig, handler)
+            except (ValueError, OSError, TypeError):
+                pass
+        self._previous.clear()
+
+
+def injected_signal() -> tuple[int, int] | None:
+    """TRAINKIT_TEST_SIGNAL=STEP:NAME sends this process signal NAME right after optimizer step STEP.
+
+    Fault injection for the interruption tests (a real signal at an exact step); unset in normal use.
+    """
+    spec = os.environ.get("TRAINKIT_TEST_SIGNAL")
+    if not spec:
+        return None
+    step, _, name = spec.partition(":")
+    name = name.upper()
+    return int(step), int(getattr(signal, name if name.startswith("SIG") else "SIG" + name))

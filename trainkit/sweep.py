@@ -1,0 +1,114 @@
+"""Sweep plumbing that Hydra calls: unique run directories, a GPU per job, the end-of-sweep summary.
+
+No torch here: the resolvers are registered when the CLI starts, and the callback only reads files.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+UNIQUE_DIR_RESOLVER = "trainkit.unique_dir"
+GPU_RESOLVER = "trainkit.gpu_for_job"
+
+
+def claim_dir(path: str) -> str:
+    """Create `path` atomically and return it, or `path_1`, `path_2`, ... if another run got there first.
+
+    Hydra names run directories after the second they start and creates them with exist_ok=True
+    (hydra issue #2925), so two runs started in the same second would share one. os.mkdir either
+    creates the directory or fails: exactly one caller wins each name.
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    candidate, n = p, 0
+    while True:
+        try:
+            os.mkdir(candidate)
+            return str(candidate)
+        except FileExistsError:
+            n += 1
+            candidate = p.with_name(f"{p.name}_{n}")
+
+
+def gpu_for_job(job_num: Any, gpus: Any = None) -> str:
+    """The GPU a sweep job should use: job number modulo the GPUs visible ("" when there are none).
+
+    `gpus` is a count, or a comma-separated list of ids (CUDA_VISIBLE_DEVICES's form); by default
+    the CUDA_VISIBLE_DEVICES of the launching process, else the GPUs nvidia's driver lists.
+    """
+    ids = _gpu_ids(gpus)
+    if not ids:
+        return ""
+    return ids[int(job_num) % len(ids)]
+
+
+def _gpu_ids(gpus: Any) -> list[str]:
+    if gpus is None:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible is not None:
+            gpus = visible
+        else:
+            gpus = _count_nvidia_gpus()
+    if isinstance(gpus, int) and not isinstance(gpus, bool):
+        return [str(i) for i in range(gpus)]
+    return [g.strip() for g in str(gpus).split(",") if g.strip() and g.strip() != "-1"]
+
+
+def _count_nvidia_gpus() -> int:
+    """GPUs under /proc/driver/nvidia (no torch, no CUDA initialisation)."""
+    root = Path("/proc/driver/nvidia/gpus")
+    try:
+        return sum(1 for _ in root.iterdir())
+    except OSError:
+        return 0
+
+
+def job_device_index(job_num: int, device_count: int) -> int | None:
+    """The device.index a job of a local sweep gets when the config leaves it null (None: no GPU)."""
+    if device_count <= 0:
+        return None
+    return int(job_num) % device_count
+
+
+def register_resolvers() -> None:
+    """Make ${trainkit.unique_dir:...} and ${trainkit.gpu_for_job:...} available to configs.
+
+    Cached, so a config resolves its directory once; Hydra copies the cache into each job's config.
+    """
+    if not OmegaConf.has_resolver(UNIQUE_DIR_RESOLVER):
+        OmegaConf.register_new_resolver(UNIQUE_DIR_RESOLVER, claim_dir, use_cache=True)
+    if not OmegaConf.has_resolver(GPU_RESOLVER):
+        OmegaConf.register_new_resolver(GPU_RESOLVER, gpu_for_job, use_cache=False)
+
+
+register_resolvers()
+
+
+try:  # Hydra's callback base class; hydra is a dependency, but keep this module importable without it.
+    from hydra.experimental.callback import Callback
+except ImportError:  # pragma: no cover
+    Callback = object  # type: ignore[misc,assignment]
+
+
+class SweepSummary(Callback):  # type: ignore[misc]
+    """At the end of a multirun: print every job's result as a table, write summary.csv at the sweep root."""
+
+    def __init__(self, filename: str = "summary.csv") -> None:
+        self.filename = filename
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from trainkit.report import collect, print_table, write_csv
+
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        if not sweep_dir.is_dir():
+            return
+        rows = collect(sweep_dir)
+        if not rows:
+            return
+        write_csv(rows, sweep_dir / self.filename)
+        print_table(rows, title=f"sweep {sweep_dir}: {len(rows)} jobs")
+        print(f"summary: {sweep_dir / self.filename}")
