@@ -265,14 +265,15 @@ def expand_sweep(overrides: Sequence[str], limit: int = 64) -> Iterator[list[str
     import itertools
 
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
 
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     axes: list[list[str]] = []
     for ov in parsed:
         key = ov.get_key_element()
         if ov.is_sweep_override():
-            if ov.is_glob():
-                return  # globs depend on the group listing; Hydra checks them
+            if ov.value_type == ValueType.GLOB_CHOICE_SWEEP or not ov.is_discrete_sweep():
+                return  # globs depend on the group listing, intervals on the sweeper; Hydra checks them
             axes.append([f"{key}={v}" for v in ov.sweep_string_iterator()])
         else:
             axes.append([f"{key}={ov.get_value_element_as_str()}"])

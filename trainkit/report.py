@@ -18,6 +18,7 @@ from trainkit.errors import TrainkitError
 
 FORMATS = ("table", "csv", "json", "md")
 BASE_COLUMNS = ["job", "status", "overrides", "monitor", "best_value", "best_epoch", "epochs", "wall_time_s"]
+HEADERS = {"wall_time_s": "time (s)", "best_epoch": "best epoch"}
 SKIP_DIRS = {".hydra", "checkpoints", "__pycache__", ".git"}
 
 
@@ -103,7 +104,7 @@ def sort_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def columns(rows: list[dict[str, Any]]) -> list[str]:
     """Base columns, then every test metric any row has, then the error text if any failed."""
     tests = sorted({k for r in rows for k in r if k.startswith("test_")})
-    cols = BASE_COLUMNS[:3] + BASE_COLUMNS[3:] + tests
+    cols = BASE_COLUMNS + tests
     if any(r.get("error") for r in rows):
         cols.append("error")
     return [*cols, "run_dir"]
@@ -150,12 +151,18 @@ def print_table(rows: list[dict[str, Any]], title: str | None = None) -> None:
     monitor = next((r["monitor"] for r in rows if r.get("monitor")), None)
     table = Table(title=title)
     for c in cols:
-        header = f"best {monitor}" if c == "best_value" and monitor else c.replace("wall_time_s", "time (s)")
-        table.add_column(header, justify="right" if c not in ("job", "status", "overrides") else "left")
+        header = f"best {monitor}" if c == "best_value" and monitor else HEADERS.get(c, c)
+        if c in ("job", "status", "overrides"):
+            table.add_column(header, overflow="fold")
+        else:
+            table.add_column(header, justify="right", no_wrap=True)
     for r in rows:
         style = None if r.get("status") == "completed" else "red" if r.get("status") == "failed" else "yellow"
         table.add_row(*(_cell(r.get(c)) for c in cols), style=style)
-    Console(highlight=False, soft_wrap=False).print(table)
+    console = Console(highlight=False)
+    if not console.is_terminal:  # a pipe or a log file: no 80-column squeeze
+        console = Console(highlight=False, width=200)
+    console.print(table)
     for r in rows:
         if r.get("error"):
             print(f"{r['job']}: {r['status']}: {r['error']}")

@@ -168,7 +168,13 @@ def _choices(run_dir: Path) -> dict[str, str]:
 
 
 def resume_command(run_dir: Path | str) -> str:
-    return shlex.join(["trainkit", "train", f"resume={run_dir}"])
+    """The command that continues `run_dir` (relative to the current directory when it is below it)."""
+    path = Path(run_dir).resolve()
+    try:
+        path = path.relative_to(Path.cwd())
+    except ValueError:
+        pass
+    return shlex.join(["trainkit", "train", f"resume={path}"])
 
 
 # --------------------------------------------------------------------------- the Hydra job

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 UNIQUE_DIR_RESOLVER = "trainkit.unique_dir"
 GPU_RESOLVER = "trainkit.gpu_for_job"
+DIRECTION_RESOLVER = "trainkit.direction"
 
 
 def claim_dir(path: str) -> str:
@@ -74,6 +75,11 @@ def job_device_index(job_num: int, device_count: int) -> int | None:
     return int(job_num) % device_count
 
 
+def sweep_direction(monitor_mode: str) -> str:
+    """trainer.monitor_mode (min|max) as an Optuna study direction."""
+    return "maximize" if str(monitor_mode) == "max" else "minimize"
+
+
 def register_resolvers() -> None:
     """Make ${trainkit.unique_dir:...} and ${trainkit.gpu_for_job:...} available to configs.
 
@@ -81,6 +87,8 @@ def register_resolvers() -> None:
     """
     if not OmegaConf.has_resolver(UNIQUE_DIR_RESOLVER):
         OmegaConf.register_new_resolver(UNIQUE_DIR_RESOLVER, claim_dir, use_cache=True)
+    if not OmegaConf.has_resolver(DIRECTION_RESOLVER):
+        OmegaConf.register_new_resolver(DIRECTION_RESOLVER, sweep_direction)
     if not OmegaConf.has_resolver(GPU_RESOLVER):
         OmegaConf.register_new_resolver(GPU_RESOLVER, gpu_for_job, use_cache=False)
 
