@@ -23,7 +23,12 @@ from trainkit import cli
 from trainkit.errors import TrainkitError
 
 # 3 epochs of 20 steps, a mid-epoch checkpoint every 7 steps, dropout so the torch RNG matters.
-RUN = ["trainer.epochs=3", "trainer.progress=plain", "trainer.checkpoint_every_n_steps=7", "model.dropout=0.2"]
+RUN = [
+    "trainer.epochs=3",
+    "trainer.progress=plain",
+    "trainer.checkpoint_every_n_steps=7",
+    "model.dropout=0.2",
+]
 TIME_COLUMNS = {"train_time_s", "train_samples_per_s"}
 
 
@@ -53,7 +58,9 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(reference: Path, tmp_path: Path) -> None:
     # Killed right after step 30 (epoch 2, batch 10); the last checkpoint is step 28's.
-    proc = run_cli(["train", *RUN, "hydra.run.dir=run"], tmp_path, env=cli_env(TRAINKIT_TEST_SIGNAL="30:KILL"))
+    proc = run_cli(
+        ["train", *RUN, "hydra.run.dir=run"], tmp_path, env=cli_env(TRAINKIT_TEST_SIGNAL="30:KILL")
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     run = tmp_path / "run"
     ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
@@ -71,13 +78,17 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(reference: Path, tmp_pat
     assert [r["epoch"] for r in metrics_rows(run)] == ["1", "2", "3"]
     ref_summary, summary = load_summary(reference), load_summary(run)
     assert summary["status"] == "completed"
-    assert summary["test_acc"] == ref_summary["test_acc"] and summary["best_value"] == ref_summary["best_value"]
+    assert (
+        summary["test_acc"] == ref_summary["test_acc"] and summary["best_value"] == ref_summary["best_value"]
+    )
     assert (run / "cmd.txt").read_text() == cmd_before  # the original command stays the record
     record = json.loads((run / "record.json").read_text())
     assert len(record["resumed"]) == 1 and record["resumed"][0]["step"] == 28
 
 
-def test_ctrl_c_writes_last_pt_prints_resume_command_and_resumes_exactly(reference: Path, tmp_path: Path) -> None:
+def test_ctrl_c_writes_last_pt_prints_resume_command_and_resumes_exactly(
+    reference: Path, tmp_path: Path
+) -> None:
     proc = run_cli(["train", *RUN, "hydra.run.dir=run"], tmp_path, env=cli_env(TRAINKIT_TEST_SIGNAL="25:INT"))
     assert proc.returncode == 130, proc.stderr
     assert "resume with: trainkit train resume=run" in proc.stderr
@@ -106,7 +117,9 @@ def test_sigterm_exits_143_and_skip_done_rerun_finishes_the_run(reference: Path,
     assert metrics_rows(run) == metrics_rows(reference)
 
 
-def test_resume_refuses_changes_that_would_make_another_run(reference: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_resume_refuses_changes_that_would_make_another_run(
+    reference: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli.main(["train", f"resume={reference}", "optim.lr=0.5"]) == 2
     err = capsys.readouterr().err
     assert "optim.lr=0.5 cannot change on resume" in err and "trainer.epochs" in err
@@ -118,7 +131,14 @@ def test_resume_refuses_changes_that_would_make_another_run(reference: Path, cap
 
 def test_sweep_runs_every_job_summarises_failures_and_skip_done_skips_finished(tmp_path: Path) -> None:
     # The second job diverges (lr 1e12): a failed row; the first still completes.
-    args = ["train", "-m", "optim.lr=0.1,1e12", "trainer.epochs=1", "trainer.progress=none", "hydra.sweep.dir=sweep"]
+    args = [
+        "train",
+        "-m",
+        "optim.lr=0.1,1e12",
+        "trainer.epochs=1",
+        "trainer.progress=none",
+        "hydra.sweep.dir=sweep",
+    ]
     proc = run_cli(args, tmp_path)
     assert proc.returncode == 1, proc.stderr + proc.stdout
     sweep = tmp_path / "sweep"
@@ -136,12 +156,20 @@ def test_sweep_runs_every_job_summarises_failures_and_skip_done_skips_finished(t
     assert "skipping" in proc.stdout and (sweep / "0" / "summary.json").read_text() == done
 
 
-def test_report_finds_runs_at_any_depth_in_every_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_report_finds_runs_at_any_depth_in_every_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     def fake_run(rel: str, status: str, best: float | None, overrides: list[str]) -> None:
         d = tmp_path / rel
         (d / ".hydra").mkdir(parents=True)
         (d / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
-        summary = {"status": status, "monitor": "val_acc", "monitor_mode": "max", "best_value": best, "epochs": 2}
+        summary = {
+            "status": status,
+            "monitor": "val_acc",
+            "monitor_mode": "max",
+            "best_value": best,
+            "epochs": 2,
+        }
         if best is not None:
             summary["test_acc"] = best - 0.01
         (d / "summary.json").write_text(json.dumps(summary))
@@ -156,8 +184,10 @@ def test_report_finds_runs_at_any_depth_in_every_format(tmp_path: Path, capsys: 
     assert cli.main(["report", str(tmp_path), "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["job"], r["status"]) for r in rows] == [
-        ("multirun/a/2", "completed"), ("multirun/a/0", "completed"),
-        ("multirun/a/10", "failed"), ("single", "interrupted"),
+        ("multirun/a/2", "completed"),
+        ("multirun/a/0", "completed"),
+        ("multirun/a/10", "failed"),
+        ("single", "interrupted"),
     ]
     assert cli.main(["report", str(tmp_path / "multirun"), "--format=csv"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -189,12 +219,17 @@ def test_same_second_runs_get_their_own_directories(tmp_path: Path, monkeypatch:
     from trainkit.sweep import claim_dir
 
     claimed: list[str] = []
-    threads = [threading.Thread(target=lambda: claimed.append(claim_dir(str(tmp_path / "12-00-00")))) for _ in range(8)]
+    threads = [
+        threading.Thread(target=lambda: claimed.append(claim_dir(str(tmp_path / "12-00-00"))))
+        for _ in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(claimed) == sorted([str(tmp_path / "12-00-00")] + [str(tmp_path / f"12-00-00_{i}") for i in range(1, 8)])
+    assert sorted(claimed) == sorted(
+        [str(tmp_path / "12-00-00")] + [str(tmp_path / f"12-00-00_{i}") for i in range(1, 8)]
+    )
 
     # Through Hydra's own config: each composed config claims its directory once.
     monkeypatch.chdir(tmp_path)
@@ -226,7 +261,10 @@ def test_optuna_and_joblib_configs_compose() -> None:
     import trainkit.sweep  # noqa: F401
     from trainkit.config import compose
 
-    cfg = compose(["hparams_search=optuna", "trainer.monitor=val_acc", "trainer.monitor_mode=max"], return_hydra_config=True)
+    cfg = compose(
+        ["hparams_search=optuna", "trainer.monitor=val_acc", "trainer.monitor_mode=max"],
+        return_hydra_config=True,
+    )
     assert "Optuna" in cfg.hydra.sweeper._target_
     assert OmegaConf.select(cfg, "hydra.sweeper.direction") == "maximize"
     cfg = compose(["hydra/launcher=joblib"], return_hydra_config=True)
@@ -252,7 +290,9 @@ def test_resume_accepts_only_safe_overrides() -> None:
     from trainkit.resume import apply_overrides, split_resume
 
     assert split_resume(["resume=a", "trainer.epochs=5"]) == ("a", ["trainer.epochs=5"])
-    cfg = OmegaConf.create({"trainer": {"epochs": 2, "progress": "auto"}, "optim": {"lr": 0.1}, "data": {"num_workers": 0}})
+    cfg = OmegaConf.create(
+        {"trainer": {"epochs": 2, "progress": "auto"}, "optim": {"lr": 0.1}, "data": {"num_workers": 0}}
+    )
     apply_overrides(cfg, ["trainer.epochs=5", "trainer.progress=plain", "data.num_workers=2"])
     assert (cfg.trainer.epochs, cfg.trainer.progress, cfg.data.num_workers) == (5, "plain", 2)
     for bad in ("optim.lr=1", "model=cnn", "seed=3", "hydra.run.dir=x", "+optim.foo=1"):
@@ -276,8 +316,13 @@ def test_deterministic_flag_is_set_both_ways() -> None:
 def test_record_has_git_commit_and_dirty_flag(tmp_path: Path) -> None:
     from trainkit.record import git_state
 
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     try:
         subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True, env=env)
     except (OSError, subprocess.CalledProcessError):

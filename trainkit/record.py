@@ -43,7 +43,11 @@ def device_info(device: Any) -> dict[str, Any]:
     """The device a run used, with the GPU's name and driver-visible count when it is CUDA."""
     import torch
 
-    info: dict[str, Any] = {"device": str(device), "platform": platform.platform(), "machine": platform.machine()}
+    info: dict[str, Any] = {
+        "device": str(device),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+    }
     if getattr(device, "type", None) == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
         info["gpu"] = torch.cuda.get_device_name(index)
@@ -112,14 +116,16 @@ def note_resume(run_dir: Path, *, command: str, checkpoint: str, epoch: int, ste
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         record = {}
-    record.setdefault("resumed", []).append({
-        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": command,
-        "checkpoint": checkpoint,
-        "epoch": epoch,
-        "step": step,
-        "versions": versions(),
-        "device": str(device),
-        "git": git_state(),
-    })
+    record.setdefault("resumed", []).append(
+        {
+            "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "command": command,
+            "checkpoint": checkpoint,
+            "epoch": epoch,
+            "step": step,
+            "versions": versions(),
+            "device": str(device),
+            "git": git_state(),
+        }
+    )
     write_record(run_dir, record)

@@ -76,7 +76,16 @@ def run_row(run_dir: Path, root: Path) -> dict[str, Any]:
         status = "incomplete"
     row["status"] = status
     row["overrides"] = " ".join(_read_overrides(run_dir))
-    for key in ("monitor", "monitor_mode", "best_value", "best_epoch", "epochs", "wall_time_s", "seed", "error"):
+    for key in (
+        "monitor",
+        "monitor_mode",
+        "best_value",
+        "best_epoch",
+        "epochs",
+        "wall_time_s",
+        "seed",
+        "error",
+    ):
         row[key] = summary.get(key)
     for key, value in summary.items():
         if key.startswith("test_"):
@@ -209,12 +218,16 @@ def cmd_report(args: list[str]) -> int:
         else:
             dirs.append(a)
     if fmt not in FORMATS:
-        raise TrainkitError(f"--format {fmt or '(missing)'} is not a format; choose one of: {', '.join(FORMATS)}")
+        raise TrainkitError(
+            f"--format {fmt or '(missing)'} is not a format; choose one of: {', '.join(FORMATS)}"
+        )
     if len(dirs) != 1:
         raise TrainkitError("report needs one directory: trainkit report outputs/multirun/DATE/TIME")
     root = Path(dirs[0])
     if not root.is_dir():
-        raise TrainkitError(f"report: '{root}' is not a directory; give a run or sweep directory (e.g. outputs)")
+        raise TrainkitError(
+            f"report: '{root}' is not a directory; give a run or sweep directory (e.g. outputs)"
+        )
     rows = collect(root)
     if not rows:
         raise TrainkitError(f"report: no runs under '{root}' (a run directory holds .hydra/ or summary.json)")

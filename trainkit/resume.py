@@ -8,6 +8,7 @@ already trained puts the data exactly where it was.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -69,7 +70,10 @@ def locate(spec: str) -> tuple[Path, Path]:
         ckpt = path / "checkpoints" / "last.pt"
         if not ckpt.is_file():
             if (path / "last.pt").is_file():
-                return path.parent.resolve() if path.name == "checkpoints" else path.resolve(), path / "last.pt"
+                return (
+                    path.parent.resolve() if path.name == "checkpoints" else path.resolve(),
+                    path / "last.pt",
+                )
             raise TrainkitError(
                 f"resume={spec}: no checkpoints/last.pt in that directory; the run stopped before its first "
                 "checkpoint, so start it again (or give the path of a .pt file)"
@@ -78,7 +82,9 @@ def locate(spec: str) -> tuple[Path, Path]:
     if path.is_file():
         parent = path.resolve().parent
         return (parent.parent if parent.name == "checkpoints" else parent), path
-    raise TrainkitError(f"resume={spec} does not exist; give a run directory (outputs/DATE/TIME) or its checkpoints/last.pt")
+    raise TrainkitError(
+        f"resume={spec} does not exist; give a run directory (outputs/DATE/TIME) or its checkpoints/last.pt"
+    )
 
 
 def is_safe_override(key: str) -> bool:
@@ -170,10 +176,8 @@ def _choices(run_dir: Path) -> dict[str, str]:
 def resume_command(run_dir: Path | str) -> str:
     """The command that continues `run_dir` (relative to the current directory when it is below it)."""
     path = Path(run_dir).resolve()
-    try:
+    with contextlib.suppress(ValueError):
         path = path.relative_to(Path.cwd())
-    except ValueError:
-        pass
     return shlex.join(["trainkit", "train", f"resume={path}"])
 
 
@@ -199,7 +203,8 @@ def run_task(cfg: DictConfig, resume: ResumePlan | None = None) -> dict[str, Any
         if done is not None:
             from trainkit.console import say
 
-            say(f"skipping {run_dir}: already completed (trainer.skip_done=true), best {done.get('best_value')}")
+            best = done.get("best_value")
+            say(f"skipping {run_dir}: already completed (trainer.skip_done=true), best {best}")
             return done
         last = run_dir / "checkpoints" / "last.pt"
         if last.is_file():
@@ -271,7 +276,9 @@ def prepare_parallel_job(cfg: DictConfig, hc: Any) -> None:
 
         from trainkit.sweep import job_device_index
 
-        index = job_device_index(int(hc.job.num), torch.cuda.device_count() if torch.cuda.is_available() else 0)
+        index = job_device_index(
+            int(hc.job.num), torch.cuda.device_count() if torch.cuda.is_available() else 0
+        )
         if index is not None:
             with open_dict(cfg):
                 cfg.device.index = index
@@ -304,18 +311,20 @@ class StopOnSignal:
             sig = getattr(signal, name, None)
             if sig is None:
                 continue
-            try:
+            with contextlib.suppress(ValueError, OSError):
                 self._previous[sig] = signal.signal(sig, self._handle)
-            except (ValueError, OSError):
-                pass
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is not None:  # second Ctrl-C: stop now, without a checkpoint
             self.restore()
             raise KeyboardInterrupt
         self.signum = signum
-        print(f"\n{signal.Signals(signum).name}: finishing the current step, then writing last.pt "
-              "(send it again to stop at once)", file=sys.stderr, flush=True)
+        print(
+            f"\n{signal.Signals(signum).name}: finishing the current step, then writing last.pt "
+            "(send it again to stop at once)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     @property
     def requested(self) -> bool:
@@ -323,10 +332,8 @@ class StopOnSignal:
 
     def restore(self) -> None:
         for sig, handler in self._previous.items():
-            try:
+            with contextlib.suppress(ValueError, OSError, TypeError):
                 signal.signal(sig, handler)
-            except (ValueError, OSError, TypeError):
-                pass
         self._previous.clear()
 
 

@@ -50,10 +50,7 @@ def gpu_for_job(job_num: Any, gpus: Any = None) -> str:
 def _gpu_ids(gpus: Any) -> list[str]:
     if gpus is None:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        if visible is not None:
-            gpus = visible
-        else:
-            gpus = _count_nvidia_gpus()
+        gpus = visible if visible is not None else _count_nvidia_gpus()
     if isinstance(gpus, int) and not isinstance(gpus, bool):
         return [str(i) for i in range(gpus)]
     return [g.strip() for g in str(gpus).split(",") if g.strip() and g.strip() != "-1"]
