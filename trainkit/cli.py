@@ -125,8 +125,10 @@ def resume_train(spec: str, args: list[str]) -> int:
     from trainkit.resume import plan
 
     if any(a in ("-m", "--multirun") for a in args):
-        raise TrainkitError("resume= continues one run; to finish a sweep re-run it with trainer.skip_done=true "
-                            "hydra.sweep.dir=SWEEP_DIR")
+        raise TrainkitError(
+            "resume= continues one run; to finish a sweep, re-run it with trainer.skip_done=true "
+            "hydra.sweep.dir=DIR"
+        )
     resume = plan(spec, args)
     return run_hydra(resume.hydra_args(), resume=resume)
 

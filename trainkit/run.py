@@ -181,12 +181,16 @@ class Run:
                     cfg=cfg, device=device, data=self.data, command=command,
                     deterministic=bool(cfg.trainer.get("deterministic"))))
             if ckpt is not None:
-                record.note_resume(self.run_dir, command=shlex.join(["trainkit", "train", *sys.argv[1:]]),
-                                   checkpoint=str(self.resume_from), epoch=self.state.epoch, step=self.state.step,
-                                   device=device)
+                record.note_resume(
+                    self.run_dir, command=shlex.join(["trainkit", "train", *sys.argv[1:]]),
+                    checkpoint=str(self.resume_from), epoch=self.state.epoch, step=self.state.step,
+                    device=device,
+                )
         if ckpt is not None:
             s = self.state
-            where = f"epoch {s.epoch + 1}, batch {s.batch_in_epoch}" if s.batch_in_epoch else f"the end of epoch {s.epoch}"
+            where = f"end of epoch {s.epoch}"
+            if s.batch_in_epoch:
+                where = f"epoch {s.epoch + 1}, batch {s.batch_in_epoch}"
             say(f"resumed from {self.resume_from} at {where} (step {s.step})")
             # Last of all: the RNGs continue exactly where the checkpoint left them.
             ckpt_io.set_rng_state(ckpt["rng"])
@@ -355,7 +359,8 @@ class Run:
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             message = str(error).splitlines()[0] if str(error) else ""
-            write_json(self.run_dir / "summary.json", self.summary(status, f"{type(error).__name__}: {message}"))
+            summary = self.summary(status, f"{type(error).__name__}: {message}")
+            write_json(self.run_dir / "summary.json", summary)
         except OSError:
             pass
 
