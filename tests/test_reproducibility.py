@@ -58,9 +58,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(reference: Path, tmp_path: Path) -> None:
     # Killed right after step 30 (epoch 2, batch 10); the last checkpoint is step 28's.
-    proc = run_cli(
-        ["train", *RUN, "hydra.run.dir=run"], tmp_path, env=cli_env(TRAINKIT_TEST_SIGNAL="30:KILL")
-    )
+    proc = run_cli(["train", *RUN, "hydra.run.dir=run"], tmp_path, env=cli_env(TRAINKIT_TEST_SIGNAL="30:KILL"))
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     run = tmp_path / "run"
     ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
@@ -78,17 +76,13 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(reference: Path, tmp_pat
     assert [r["epoch"] for r in metrics_rows(run)] == ["1", "2", "3"]
     ref_summary, summary = load_summary(reference), load_summary(run)
     assert summary["status"] == "completed"
-    assert (
-        summary["test_acc"] == ref_summary["test_acc"] and summary["best_value"] == ref_summary["best_value"]
-    )
+    assert summary["test_acc"] == ref_summary["test_acc"] and summary["best_value"] == ref_summary["best_value"]
     assert (run / "cmd.txt").read_text() == cmd_before  # the original command stays the record
     record = json.loads((run / "record.json").read_text())
     assert len(record["resumed"]) == 1 and record["resumed"][0]["step"] == 28
 
 
-def test_ctrl_c_writes_last_pt_prints_resume_command_and_resumes_exactly(
-    reference: Path, tmp_path: Path
-) -> None:
+def test_ctrl_c_writes_last_pt_prints_resume_command_and_resumes_exactly(reference: Path, tmp_path: Path) -> None:
     proc = run_cli(["train", *RUN, "hydra.run.dir=run"], tmp_path, env=cli_env(TRAINKIT_TEST_SIGNAL="25:INT"))
     assert proc.returncode == 130, proc.stderr
     assert "resume with: trainkit train resume=run" in proc.stderr
@@ -117,9 +111,7 @@ def test_sigterm_exits_143_and_skip_done_rerun_finishes_the_run(reference: Path,
     assert metrics_rows(run) == metrics_rows(reference)
 
 
-def test_resume_refuses_changes_that_would_make_another_run(
-    reference: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_resume_refuses_changes_that_would_make_another_run(reference: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["train", f"resume={reference}", "optim.lr=0.5"]) == 2
     err = capsys.readouterr().err
     assert "optim.lr=0.5 cannot change on resume" in err and "trainer.epochs" in err
@@ -156,9 +148,7 @@ def test_sweep_runs_every_job_summarises_failures_and_skip_done_skips_finished(t
     assert "skipping" in proc.stdout and (sweep / "0" / "summary.json").read_text() == done
 
 
-def test_report_finds_runs_at_any_depth_in_every_format(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_report_finds_runs_at_any_depth_in_every_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     def fake_run(rel: str, status: str, best: float | None, overrides: list[str]) -> None:
         d = tmp_path / rel
         (d / ".hydra").mkdir(parents=True)
@@ -219,17 +209,12 @@ def test_same_second_runs_get_their_own_directories(tmp_path: Path, monkeypatch:
     from trainkit.sweep import claim_dir
 
     claimed: list[str] = []
-    threads = [
-        threading.Thread(target=lambda: claimed.append(claim_dir(str(tmp_path / "12-00-00"))))
-        for _ in range(8)
-    ]
+    threads = [threading.Thread(target=lambda: claimed.append(claim_dir(str(tmp_path / "12-00-00")))) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(claimed) == sorted(
-        [str(tmp_path / "12-00-00")] + [str(tmp_path / f"12-00-00_{i}") for i in range(1, 8)]
-    )
+    assert sorted(claimed) == sorted([str(tmp_path / "12-00-00")] + [str(tmp_path / f"12-00-00_{i}") for i in range(1, 8)])
 
     # Through Hydra's own config: each composed config claims its directory once.
     monkeypatch.chdir(tmp_path)
@@ -290,9 +275,7 @@ def test_resume_accepts_only_safe_overrides() -> None:
     from trainkit.resume import apply_overrides, split_resume
 
     assert split_resume(["resume=a", "trainer.epochs=5"]) == ("a", ["trainer.epochs=5"])
-    cfg = OmegaConf.create(
-        {"trainer": {"epochs": 2, "progress": "auto"}, "optim": {"lr": 0.1}, "data": {"num_workers": 0}}
-    )
+    cfg = OmegaConf.create({"trainer": {"epochs": 2, "progress": "auto"}, "optim": {"lr": 0.1}, "data": {"num_workers": 0}})
     apply_overrides(cfg, ["trainer.epochs=5", "trainer.progress=plain", "data.num_workers=2"])
     assert (cfg.trainer.epochs, cfg.trainer.progress, cfg.data.num_workers) == (5, "plain", 2)
     for bad in ("optim.lr=1", "model=cnn", "seed=3", "hydra.run.dir=x", "+optim.foo=1"):
@@ -335,3 +318,49 @@ def test_record_has_git_commit_and_dirty_flag(tmp_path: Path) -> None:
     (tmp_path / "f.txt").write_text("b")
     assert git_state(tmp_path)["dirty"] is True
     assert git_state(tmp_path / "missing") is None
+
+
+def test_parallel_launcher_job_gets_its_gpu_and_a_worker_start_method(monkeypatch: pytest.MonkeyPatch) -> None:
+    from omegaconf import OmegaConf
+
+    from trainkit.resume import prepare_parallel_job
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    hc = OmegaConf.create({"launcher": {"_target_": "hydra_plugins.hydra_joblib_launcher.JoblibLauncher"}})
+
+    def job(num: int, **device: object) -> object:
+        cfg = OmegaConf.create({"device": {"type": "auto", "index": None, **device}, "data": {"num_workers": 2}})
+        OmegaConf.set_struct(cfg, True)
+        hc.job = {"num": num}
+        prepare_parallel_job(cfg, hc)
+        return cfg
+
+    assert [job(n).device.index for n in range(4)] == [0, 1, 0, 1]
+    assert job(3, index=0).device.index == 0  # an explicit index wins
+    assert job(1, type="cpu").device.index is None
+    assert job(0).data.multiprocessing_context in ("fork", "spawn")
+    hc.launcher._target_ = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+    assert job(1).device.index is None  # sequential jobs: nothing to spread
+
+
+@pytest.mark.slow
+def test_joblib_sweep_with_dataloader_workers(tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    args = [
+        "train",
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "optim=sgd,adam",
+        "trainer.epochs=1",
+        "trainer.progress=none",
+        "data.loader=dataloader",
+        "data.num_workers=1",
+        "hydra.sweep.dir=sweep",
+    ]
+    proc = run_cli(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    with (tmp_path / "sweep" / "summary.csv").open(newline="") as f:
+        assert sorted(r["status"] for r in csv.DictReader(f)) == ["completed", "completed"]
+    assert (tmp_path / "sweep" / "1" / "cmd.txt").read_text().startswith("trainkit train optim=adam")
