@@ -80,6 +80,10 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(reference: Path, tmp_pat
     assert (run / "cmd.txt").read_text() == cmd_before  # the original command stays the record
     record = json.loads((run / "record.json").read_text())
     assert len(record["resumed"]) == 1 and record["resumed"][0]["step"] == 28
+    assert record["seed"] == 0 and record["device"]["device"] == "cpu" and "git" in record
+    assert {"trainkit", "torch", "python", "cuda"} <= record["versions"].keys()
+    assert record["data"]["sizes"] == {"train": 1259, "val": 179, "test": 359} and record["data"]["fingerprint"]
+    assert "out_features: 10" in (run / "config_resolved.yaml").read_text()
 
 
 def test_ctrl_c_writes_last_pt_prints_resume_command_and_resumes_exactly(reference: Path, tmp_path: Path) -> None:

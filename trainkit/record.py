@@ -109,6 +109,19 @@ def write_record(run_dir: Path, record: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def write_resolved_config(run_dir: Path, cfg: Any) -> None:
+    """config_resolved.yaml: the config with every interpolation filled in, as the run used it.
+
+    Hydra's .hydra/config.yaml keeps interpolations such as ${data.num_classes}.
+    """
+    from omegaconf import OmegaConf
+
+    path = run_dir / "config_resolved.yaml"
+    tmp = path.with_name(".config_resolved.yaml.tmp")
+    tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    os.replace(tmp, path)
+
+
 def note_resume(run_dir: Path, *, command: str, checkpoint: str, epoch: int, step: int, device: Any) -> None:
     """Append a resume to record.json (a record written by an older trainkit is started afresh)."""
     path = run_dir / "record.json"

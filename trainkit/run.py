@@ -176,6 +176,8 @@ class Run:
             f"data: train {self.data.sizes['train']}, val {self.data.sizes['val']}, test {self.data.sizes['test']} "
             f"({self.data.loader_kind} loader)")
         if self.loop.is_main:
+            if ckpt is None or not (self.run_dir / "config_resolved.yaml").exists():
+                record.write_resolved_config(self.run_dir, cfg)
             if ckpt is None or not (self.run_dir / "record.json").exists():
                 record.write_record(self.run_dir, record.build_record(
                     cfg=cfg, device=device, data=self.data, command=command,
