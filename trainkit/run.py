@@ -116,6 +116,7 @@ class Run:
         self._signal_at = injected_signal()
         self.ckpt_dir = run_dir / "checkpoints"
         self.start = time.perf_counter()
+        self.earlier_time_s = 0.0  # time spent before the last resume (from the checkpoint)
         self.loggers: list[Logger] = []
         self.device: torch.device | None = None
 
@@ -217,6 +218,7 @@ class Run:
             epoch_lr=ckpt.get("epoch_lr"),
         )
         self._seen_step = self.state.step
+        self.earlier_time_s = float(ckpt.get("wall_time_s") or 0.0)
         if ckpt.get("rng") is None:
             raise TrainkitError(f"checkpoint '{path}' holds no RNG state, so the run cannot continue exactly")
         return ckpt
@@ -250,6 +252,7 @@ class Run:
             "best_epoch": s.best_epoch,
             "partial_sums": dict(s.partial_sums) if s.batch_in_epoch else {},
             "epoch_lr": s.epoch_lr,
+            "wall_time_s": self.elapsed(),
             "config": to_plain(self.cfg),
             "rng": ckpt_io.rng_state(),
             "trainkit_version": trainkit.__version__,
@@ -280,6 +283,10 @@ class Run:
         parts += [f"val {k[4:]} {row[k]:.3f}" for k in row if k.startswith("val_") and k != "val_loss"]
         parts += [f"lr {row['lr']:.3g}", f"time {row['train_time_s']:.2f} sec", f"{row['train_samples_per_s']:,.0f} samples/s"]
         say(", ".join(parts) + (" *" if better else ""))
+
+    def elapsed(self) -> float:
+        """Wall time of the run so far, across resumes."""
+        return self.earlier_time_s + time.perf_counter() - self.start
 
     def on_step_end(self, state: LoopState, sums: dict[str, torch.Tensor]) -> None:
         """After every batch: mid-epoch checkpoints every trainer.checkpoint_every_n_steps optimizer steps."""
@@ -340,7 +347,7 @@ class Run:
             "best_epoch": s.best_epoch,
             "epochs": s.epoch,
             "steps": s.step,
-            "wall_time_s": time.perf_counter() - self.start,
+            "wall_time_s": self.elapsed(),
             "seed": int(self.cfg.seed),
             "world_size": 1,
             "device": str(self.device) if self.device is not None else None,
