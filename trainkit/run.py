@@ -7,6 +7,7 @@ import os
 import platform
 import random
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -111,7 +112,7 @@ class Run:
         self.command = command
         self.stopper = StopOnSignal()
         self._sums: dict[str, torch.Tensor] = {}
-        self._seen_step = -1
+        self._seen_step = 0  # the optimizer step at the last batch end (step boundaries are where it changes)
         self._at_boundary = True
         self._signal_at = injected_signal()
         self.ckpt_dir = run_dir / "checkpoints"
@@ -319,8 +320,6 @@ class Run:
         if self.stopper.requested and self.state.epoch < epochs:
             self.save_mid_epoch()
             self.stopper.restore()
-            import signal
-
             name = signal.Signals(self.stopper.signum).name
             raise RunInterrupted(
                 f"{name}: stopped at epoch {self.state.epoch + 1}, step {self.state.step}; "
