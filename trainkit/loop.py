@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from trainkit.console import EpochProgress
+from trainkit.distributed import all_reduce_sums
 from trainkit.errors import TrainingDiverged
 
 
@@ -164,7 +165,7 @@ def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epoch
                 break
     finally:
         bar.close()
-    totals = read_sums(sums, count)
+    totals = read_sums(*all_reduce_sums(sums, count))  # every rank gets the global averages
     metrics = task.finalize(totals)
     _check_finite(metrics["loss"], epoch, state.step)
     return metrics
@@ -199,7 +200,7 @@ def evaluate(loop: Loop, loader: Any) -> dict[str, float]:
         _add(sums, stats)
         count += len(batch[0])
     model.train(was_training)
-    return loop.task.finalize(read_sums(sums, count))
+    return loop.task.finalize(read_sums(*all_reduce_sums(sums, count)))
 
 
 def fit(
