@@ -14,6 +14,7 @@ and broadcasts its absolute path; the other ranks run Hydra with `hydra.run.dir=
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -83,7 +84,7 @@ def backend_for(device_type: str) -> str:
         device_type = "cuda" if torch.cuda.is_available() else "cpu"
     if device_type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError("device=cuda but no CUDA GPU is visible to torch; use device=cpu or device=auto")
+            raise ConfigError("device=cuda but no CUDA GPU is visible; use device=cpu or device=auto")
         return "nccl"
     if device_type == "mps":
         raise ConfigError(
@@ -138,7 +139,9 @@ def _hydra_quote(path: str) -> str:
     return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def torchrun_hydra_args(args: list[str], overrides: list[str], user_config_dir: str | None, multirun: bool) -> list[str]:
+def torchrun_hydra_args(
+    args: list[str], overrides: list[str], user_config_dir: str | None, multirun: bool
+) -> list[str]:
     """Join the process group before Hydra starts; ranks > 0 get rank 0's run directory.
 
     Rank 0 returns `args` unchanged: Hydra makes the directory as usual and `setup_run` broadcasts
@@ -162,7 +165,8 @@ def torchrun_hydra_args(args: list[str], overrides: list[str], user_config_dir: 
     box: list[Any] = [None]
     dist.broadcast_object_list(box, src=0)
     run_dir = str(box[0])
-    return [*args, f"hydra.run.dir={_hydra_quote(run_dir)}", "hydra.output_subdir=null", "hydra/job_logging=disabled"]
+    return [*args, f"hydra.run.dir={_hydra_quote(run_dir)}", "hydra.output_subdir=null",
+            "hydra/job_logging=disabled"]
 
 
 def share_run_dir(run_dir: Path) -> None:
@@ -174,7 +178,7 @@ def share_run_dir(run_dir: Path) -> None:
 
 
 def setup_run(cfg: Any, run_dir: Path) -> DistInfo:
-    """What `Run.setup` calls first: join or start the group (torchrun, SLURM) and agree on the run directory."""
+    """What `Run.setup` calls first: join the process group (torchrun, SLURM), agree on the run dir."""
     strategy = str(cfg.trainer.get("strategy", "auto"))
     if _INFO.enabled:
         share_run_dir(run_dir)
@@ -198,7 +202,9 @@ def setup_run(cfg: Any, run_dir: Path) -> DistInfo:
 # ----------------------------------------------------------------------------- model and metrics
 
 
-def wrap_model(model: nn.Module, device: torch.device, strategy: str = "auto") -> tuple[nn.Module, str | None]:
+def wrap_model(
+    model: nn.Module, device: torch.device, strategy: str = "auto"
+) -> tuple[nn.Module, str | None]:
     """DDP under a process group; nn.DataParallel for strategy=dp on several GPUs; else the model.
 
     Returns the model to train and a line to show the user when a requested strategy fell back.
@@ -229,7 +235,7 @@ def all_reduce_sums(sums: dict[str, torch.Tensor], count: int) -> tuple[dict[str
                        + [torch.tensor(float(count), dtype=torch.float64, device=device)])
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     values = flat.tolist()
-    reduced = {k: torch.tensor(v, dtype=torch.float64) for k, v in zip(keys, values[:-1])}
+    reduced = {k: torch.tensor(v, dtype=torch.float64) for k, v in zip(keys, values[:-1], strict=True)}
     return reduced, int(round(values[-1]))
 
 
@@ -279,10 +285,8 @@ class StopSignal:
 
     def install(self) -> StopSignal:
         for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
+            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
                 self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: leave signals alone
-                pass
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:

@@ -121,7 +121,8 @@ class Run:
         self.scheduler, self.interval = build_scheduler(cfg, self.optimizer, steps_per_epoch)
         dtype = autocast_dtype(cfg, device)
         scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
-        train_model, fallback = distributed.wrap_model(model, device, str(cfg.trainer.get("strategy", "auto")))
+        strategy = str(cfg.trainer.get("strategy", "auto"))
+        train_model, fallback = distributed.wrap_model(model, device, strategy)
         train_model = torch.compile(train_model) if cfg.trainer.get("compile") else train_model
         if dist.world_size > 1:  # a signal on any rank stops all ranks at the same step
             every = 1 if dist.backend == "gloo" else int(cfg.trainer.log_every_n_steps)
@@ -157,8 +158,9 @@ class Run:
             f"data: train {self.data.sizes['train']}, val {self.data.sizes['val']}, test {self.data.sizes['test']} "
             f"({self.data.loader_kind} loader)")
         if dist.enabled:
-            say(f"distributed: {dist.world_size} processes ({dist.backend}), data.batch_size={cfg.data.batch_size} "
-                f"per process, global batch {int(cfg.data.batch_size) * dist.world_size}")
+            bs = int(cfg.data.batch_size)
+            say(f"distributed: {dist.world_size} processes ({dist.backend}), data.batch_size={bs} "
+                f"per process, global batch {bs * dist.world_size}")
         if fallback:
             say(fallback, style="yellow")
 
@@ -275,7 +277,7 @@ class Run:
             pass
 
     def interrupted(self) -> None:
-        """A signal stopped all ranks at the same step: rank 0 saves last.pt and the summary; all exit 128+signal."""
+        """A signal stopped all ranks at one step: rank 0 saves last.pt and summary; all exit 128+signal."""
         assert self.stop is not None
         self._stopped = True
         if self.dist.is_main:
