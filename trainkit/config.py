@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,6 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from trainkit.errors import ConfigError, closest
 
 GROUPS = ("data", "model", "loss", "optim", "scheduler", "device", "task", "trainer", "logger")
-
-# configs/hydra/launcher/submitit_*.yaml keep the submitit plugin's names (`hydra/launcher=submitit_slurm`
-# gets trainkit's defaults). Hydra 1.3 checks them against the plugin's schema of the same name (good) but
-# warns that matching by name is deprecated; the YAML files are complete, so they work without it too.
-warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_\w+' is validated against Config")
 
 
 def config_dir() -> Path:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from trainkit.console import EpochProgress
-from trainkit.distributed import all_reduce_sums
+from trainkit.distributed import all_reduce_sums, info
 from trainkit.errors import TrainingDiverged
 
 
@@ -225,6 +225,7 @@ def fit(
             return
         val = evaluate(loop, val_loader)
         samples = int(train_loader.num_samples) if hasattr(train_loader, "num_samples") else 0
+        samples *= info().world_size  # throughput of the whole run, not of one rank
         row: dict[str, Any] = {"epoch": epoch + 1, "step": state.step, "lr": lr}
         row.update({f"train_{k}": v for k, v in train.items()})
         row.update({f"val_{k}": v for k, v in val.items()})
