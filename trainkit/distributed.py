@@ -290,9 +290,10 @@ class StopSignal:
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.received is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop now
-        self.received = signum
+        # No "second Ctrl-C kills" here: under torchrun a Ctrl-C reaches each worker twice (from the
+        # terminal and forwarded by torchrun); torchrun itself SIGKILLs workers that take too long.
+        if self.received is None:
+            self.received = signum
 
     def restore(self) -> None:
         for sig, handler in self._previous.items():
