@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, REPO, cli_env, load_summary, run_dirs
+from conftest import FAST, REPO, cli_env, load_summary, run_cli, run_dirs
 from torch import nn
 
 from trainkit import distributed
@@ -142,6 +142,19 @@ def test_sigterm_on_one_rank_checkpoints_and_stops_every_rank(tmp_path: Path) ->
     ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert ckpt["step"] == summary["steps"]
     assert "stopped by signal" in (run_dir / "train.log").read_text()
+
+
+@pytest.mark.slow
+def test_submitit_local_job_of_two_tasks_is_one_ddp_run(tmp_path: Path) -> None:
+    """The SLURM code path without SLURM: submitit starts 2 tasks, trainkit makes them one process group."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    proc = run_cli(["train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.tasks_per_node=2",
+                    "device=cpu", *FAST, "data.batch_size=32"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+    (run_dir,) = run_dirs(tmp_path / "outputs")
+    summary = load_summary(run_dir)
+    assert summary["status"] == "completed" and summary["world_size"] == 2
+    assert (run_dir / "train.log").read_text().count("epoch 2, loss") == 1
 
 
 # ------------------------------------------------------------------------- units (no processes)
