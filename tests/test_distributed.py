@@ -160,6 +160,36 @@ def test_submitit_local_job_of_two_tasks_is_one_ddp_run(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------- units (no processes)
 
 
+def test_torchrun_environment_makes_a_gloo_group_and_rank0_shares_the_run_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """In-process, world size 1: what every torchrun worker does before and after Hydra starts."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert distributed.launched_by_torchrun()
+    try:
+        args = ["trainer.epochs=1", "device=cpu"]
+        assert distributed.torchrun_hydra_args(args, args, None, multirun=False) == args  # rank 0: Hydra as usual
+        info = distributed.info()
+        assert (info.backend, info.rank, info.world_size, info.device) == ("gloo", 0, 1, torch.device("cpu"))
+        distributed.share_run_dir(tmp_path)  # the broadcast the other ranks wait for
+        assert distributed.setup_run(compose(["device=cpu"]), tmp_path) is info
+        wrapped, _ = distributed.wrap_model(nn.Linear(2, 2), info.device)
+        assert isinstance(wrapped, nn.parallel.DistributedDataParallel)
+        with pytest.raises(ConfigError, match="strategy=dp .* without torchrun"):
+            distributed.cleanup()
+            distributed.init("cpu", strategy="dp")
+    finally:
+        distributed.cleanup()
+    assert not distributed.info().enabled
+
+
 def test_sweep_under_torchrun_is_refused_before_joining_a_group() -> None:
     with pytest.raises(TrainkitError, match="-m .*cannot run under torchrun"):
         distributed.torchrun_hydra_args(["-m", "optim.lr=0.1,0.2"], ["optim.lr=0.1,0.2"], None, multirun=True)
@@ -222,6 +252,10 @@ def test_stop_signal_turns_sigterm_into_a_stop_at_the_next_step() -> None:
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
+SCHEMA_MATCH = r"ignore:\s*'hydra/launcher/submitit_\w+' is validated:UserWarning"
+
+
+@pytest.mark.filterwarnings(SCHEMA_MATCH)
 @pytest.mark.parametrize("launcher", ["submitit_slurm", "submitit_local"])
 def test_submitit_launcher_configs_compose_with_trainkit_defaults(launcher: str) -> None:
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
@@ -234,6 +268,7 @@ def test_submitit_launcher_configs_compose_with_trainkit_defaults(launcher: str)
         assert node.max_num_timeout > 0 and node.signal_delay_s > 0  # requeued on preemption/timeout
 
 
+@pytest.mark.filterwarnings(SCHEMA_MATCH)
 def test_submitit_slurm_config_makes_a_valid_sbatch_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The keys reach submitit the way the plugin passes them, and submitit turns every one into sbatch."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")

@@ -109,6 +109,12 @@ def init(device_type: str, strategy: str = "auto") -> DistInfo:
     local_rank = int(os.environ.get("LOCAL_RANK", rank))
     if backend == "nccl":
         count = torch.cuda.device_count()
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+        if "TORCHELASTIC_RUN_ID" in os.environ and local_world > count:  # torchrun: nccl needs a GPU each
+            raise ConfigError(
+                f"torchrun started {local_world} processes on this machine but only {count} CUDA GPU(s) are "
+                f"visible; use --nproc_per_node={count}, or device=cpu to run {local_world} CPU processes"
+            )
         device = torch.device("cuda", local_rank % count)  # % : SLURM may show each task one GPU
         torch.cuda.set_device(device)
     else:
