@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,6 +24,12 @@ from trainkit.errors import ConfigError, TrainkitError
 def torchrun(args: list[str], nproc: int = 2) -> list[str]:
     """The command line of `torchrun --standalone --nproc_per_node=N ARGS` with this interpreter."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *args]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def test_torchrun_two_processes_one_run_dir_same_accuracy(trained_run: Path, tmp_path: Path) -> None:
@@ -86,9 +93,22 @@ def test_ddp_gradients_match_a_single_process_step_on_the_same_global_batch(tmp_
     script = tmp_path / "ddp_step.py"
     script.write_text(GRAD_SCRIPT)
     out = tmp_path / "ddp.pt"
-    proc = subprocess.run(torchrun([str(script), str(out)]), cwd=tmp_path, env=cli_env(),
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # Two processes with torchrun's environment (the launcher itself adds nothing to test here).
+    port = free_port()
+    procs = [
+        subprocess.Popen([sys.executable, str(script), str(out)], cwd=tmp_path, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True,
+                         env=cli_env(RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+                                     MASTER_PORT=str(port)))
+        for r in range(2)
+    ]
+    try:
+        outputs = [p.communicate(timeout=240)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [0, 0], outputs
     ddp = torch.load(out, weights_only=True)
 
     g = torch.Generator().manual_seed(1)
@@ -165,11 +185,7 @@ def test_torchrun_environment_makes_a_gloo_group_and_rank0_shares_the_run_dir(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """In-process, world size 1: what every torchrun worker does before and after Hydra starts."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
