@@ -133,7 +133,7 @@ def test_ddp_gradients_match_a_single_process_step_on_the_same_global_batch(tmp_
 @pytest.mark.slow
 def test_sigterm_on_one_rank_checkpoints_and_stops_every_rank(tmp_path: Path) -> None:
     """kill -TERM of rank 1 alone: all ranks stop at the same step, rank 0 writes last.pt, nobody hangs."""
-    import psutil
+    psutil = pytest.importorskip("psutil")
 
     cmd = torchrun(["-m", "trainkit", "train", "trainer.epochs=500", "trainer.progress=plain",
                     "data.batch_size=32"])
@@ -259,6 +259,7 @@ def test_all_reduce_is_a_no_op_in_one_process() -> None:
 
 
 def test_stop_signal_turns_sigterm_into_a_stop_at_the_next_step() -> None:
+    before = signal.getsignal(signal.SIGTERM)
     stop = distributed.StopSignal().install()
     try:
         assert not stop.check()
@@ -266,7 +267,7 @@ def test_stop_signal_turns_sigterm_into_a_stop_at_the_next_step() -> None:
         assert stop.check() and stop.exit_code == 143
     finally:
         stop.restore()
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) == before
 
 
 SCHEMA_MATCH = r"ignore:\s*'hydra/launcher/submitit_\w+' is validated:UserWarning"
