@@ -101,8 +101,8 @@ def init(device_type: str, strategy: str = "auto") -> DistInfo:
         return _INFO
     if strategy == "dp":
         raise ConfigError(
-            "trainer.strategy=dp (nn.DataParallel) runs in one process; launch it without torchrun, "
-            "or use trainer.strategy=ddp (the default under torchrun)"
+            "trainer.strategy=dp (nn.DataParallel) runs in one process; launch it without torchrun "
+            "(or with hydra.launcher.tasks_per_node=1), or use trainer.strategy=ddp (the default under torchrun)"
         )
     backend = backend_for(device_type)
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
@@ -189,14 +189,13 @@ def setup_run(cfg: Any, run_dir: Path) -> DistInfo:
     if _INFO.enabled:
         share_run_dir(run_dir)
         return _INFO
-    if strategy != "dp":
-        if not launched_by_torchrun() and _submitit_tasks() > 1:
-            # SLURM via Hydra's submitit launcher: one task per GPU, same run dir (Hydra's sweep dir).
-            from submitit.helpers import TorchDistributedEnvironment
+    if not launched_by_torchrun() and _submitit_tasks() > 1:
+        # SLURM via Hydra's submitit launcher: one task per GPU, same run dir (Hydra's sweep dir).
+        from submitit.helpers import TorchDistributedEnvironment
 
-            TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-        if launched_by_torchrun():
-            return init(str(cfg.device.type), strategy)
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    if launched_by_torchrun():
+        return init(str(cfg.device.type), strategy)  # refuses strategy=dp: one process drives all GPUs
     if strategy == "ddp":
         raise ConfigError(
             "trainer.strategy=ddp needs one process per device: launch with "
