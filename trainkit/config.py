@@ -216,6 +216,7 @@ RULES: dict[str, Check] = {
     "trainer.deterministic": _bool,
     "trainer.checkpoint_every_n_steps": _optional(_int(1)),
     "trainer.skip_done": _bool,
+    "trainer.strategy": _one_of("auto", "ddp", "dp"),
     "data.batch_size": _int(1),
     "data.eval_batch_size": _int(1),
     "data.num_workers": _int(0),

@@ -133,7 +133,10 @@ class ResumePlan:
 
     def hydra_args(self) -> list[str]:
         """Hydra runs the job in the run's own directory and leaves its original .hydra/ record alone."""
-        return [f"hydra.run.dir={_hydra_quote(str(self.run_dir))}", "hydra.output_subdir=null"]
+        args = [f"hydra.run.dir={_hydra_quote(str(self.run_dir))}", "hydra.output_subdir=null"]
+        if os.environ.get("RANK", "0") != "0":  # torchrun: only rank 0 writes train.log
+            args.append("hydra/job_logging=disabled")
+        return args
 
 
 def _hydra_quote(value: str) -> str:

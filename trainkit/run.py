@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import trainkit
 from trainkit import checkpoint as ckpt_io
-from trainkit import record
+from trainkit import distributed, record
 from trainkit.build import (
     autocast_dtype,
     build_loss,
@@ -110,7 +110,7 @@ class Run:
         self.choices = choices or {}
         self.resume_from = resume_from
         self.command = command
-        self.stopper = StopOnSignal()
+        self.stopper = StopOnSignal()  # one process; under a process group distributed.StopSignal instead
         self._sums: dict[str, torch.Tensor] = {}
         self._seen_step = 0  # the optimizer step at the last batch end (step boundaries are where it changes)
         self._at_boundary = True
@@ -120,22 +120,26 @@ class Run:
         self.earlier_time_s = 0.0  # time spent before the last resume (from the checkpoint)
         self.loggers: list[Logger] = []
         self.device: torch.device | None = None
+        self.dist = distributed.info()
+        self.stop: distributed.StopSignal | None = None
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
         cfg = self.cfg
         validate(cfg)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.ckpt_dir.mkdir(exist_ok=True)
+        self.dist = dist = distributed.setup_run(cfg, self.run_dir)  # torchrun/SLURM: one group, one run dir
+        if dist.is_main:  # only rank 0 writes into the run directory
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.ckpt_dir.mkdir(exist_ok=True)
         command = self.command or shlex.join(["trainkit", "train", *sys.argv[1:]])
-        if self.resume_from is None or not (self.run_dir / "cmd.txt").exists():
+        if dist.is_main and (self.resume_from is None or not (self.run_dir / "cmd.txt").exists()):
             (self.run_dir / "cmd.txt").write_text(command + "\n")
         seed_everything(int(cfg.seed))
         set_deterministic(bool(cfg.trainer.get("deterministic")))
-        self.device = device = resolve_device(cfg)
+        self.device = device = dist.device or resolve_device(cfg)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = not cfg.trainer.get("deterministic")
-        self.data: Data = build_data(cfg, device)
+        self.data: Data = build_data(cfg, device, dist.rank, dist.world_size)
         self.task = build_task(cfg)
         model = build_model(cfg).to(device)
         self.criterion = build_loss(cfg).to(device)
@@ -147,7 +151,12 @@ class Run:
         self.scheduler, self.interval = build_scheduler(cfg, self.optimizer, steps_per_epoch)
         dtype = autocast_dtype(cfg, device)
         scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
-        train_model = torch.compile(model) if cfg.trainer.get("compile") else model
+        strategy = str(cfg.trainer.get("strategy", "auto"))
+        train_model, fallback = distributed.wrap_model(model, device, strategy)
+        train_model = torch.compile(train_model) if cfg.trainer.get("compile") else train_model
+        if dist.world_size > 1:  # a signal on any rank stops all ranks at the same step
+            every = 1 if dist.backend == "gloo" else int(cfg.trainer.log_every_n_steps)
+            self.stop = distributed.StopSignal(every).install()
         self.loop = Loop(
             model=train_model,
             criterion=self.criterion,
@@ -162,14 +171,20 @@ class Run:
             accumulate=int(cfg.trainer.accumulate),
             log_every=int(cfg.trainer.log_every_n_steps),
             progress=str(cfg.trainer.progress),
+            is_main=dist.is_main,
         )
-        self.state = LoopState()
+        if self.stop is not None:
+            self.loop.should_stop = self.stop.check
+        else:
+            self.loop.should_stop = lambda: self.stopper.requested and self._at_boundary
         self.loop.on_step_end = self.on_step_end
-        self.loop.should_stop = lambda: self.stopper.requested and self._at_boundary
+        self.state = LoopState()
         ckpt = self.restore(self.resume_from) if self.resume_from is not None else None
-        self.loggers = [CSVLogger(self.run_dir, resume_epoch=self.state.epoch if ckpt is not None else None)]
+        resume_epoch = self.state.epoch if ckpt is not None else None
+        self.loggers = [CSVLogger(self.run_dir, resume_epoch=resume_epoch)] if dist.is_main else []
         n_params = count_parameters(model)
-        (self.run_dir / "model.txt").write_text(f"{model}\n\nparameters: {n_params:,}\n")
+        if dist.is_main:
+            (self.run_dir / "model.txt").write_text(f"{model}\n\nparameters: {n_params:,}\n")
         say(f"trainkit {trainkit.__version__}  run dir: {self.run_dir}")
         for line in describe_config(cfg, self.choices):
             say(line)
@@ -177,6 +192,12 @@ class Run:
         say(f"parameters: {n_params:,}   device: {device}   precision: {cfg.device.precision}   "
             f"data: train {self.data.sizes['train']}, val {self.data.sizes['val']}, test {self.data.sizes['test']} "
             f"({self.data.loader_kind} loader)")
+        if dist.enabled:
+            bs = int(cfg.data.batch_size)
+            say(f"distributed: {dist.world_size} processes ({dist.backend}), data.batch_size={bs} "
+                f"per process, global batch {bs * dist.world_size}")
+        if fallback:
+            say(fallback, style="yellow")
         if self.loop.is_main:
             if ckpt is None or not (self.run_dir / "config_resolved.yaml").exists():
                 record.write_resolved_config(self.run_dir, cfg)
@@ -198,7 +219,8 @@ class Run:
             say(f"resumed from {self.resume_from} at {where} (step {s.step})")
             # Last of all: the RNGs continue exactly where the checkpoint left them.
             ckpt_io.set_rng_state(ckpt["rng"])
-        self.stopper.install()
+        if self.stop is None:
+            self.stopper.install()
 
     def restore(self, path: Path) -> dict[str, Any]:
         """Load model, optimizer, scheduler, scaler and counters from a checkpoint (RNGs: end of setup)."""
@@ -273,10 +295,11 @@ class Run:
             s.best_value, s.best_epoch = value, int(row["epoch"])
         for logger in self.loggers:
             logger.log_epoch(row)
-        payload = self.checkpoint_payload()
-        if better:  # best.pt first: a kill between the two saves then redoes this epoch on resume
-            ckpt_io.atomic_save(payload, self.ckpt_dir / "best.pt")
-        ckpt_io.atomic_save(payload, self.ckpt_dir / "last.pt")
+        if self.dist.is_main:  # every rank holds the same weights and metrics; rank 0 writes them
+            payload = self.checkpoint_payload()
+            if better:  # best.pt first: a kill between the two saves then redoes this epoch on resume
+                ckpt_io.atomic_save(payload, self.ckpt_dir / "best.pt")
+            ckpt_io.atomic_save(payload, self.ckpt_dir / "last.pt")
         parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}"]
         parts += [f"train {k[6:]} {row[k]:.3f}" for k in row if k.startswith("train_") and k not in
                   ("train_loss", "train_time_s", "train_samples_per_s")]
@@ -317,6 +340,8 @@ class Run:
         cfg = self.cfg
         epochs = int(cfg.trainer.epochs)
         fit(self.loop, self.data.train, self.data.val, self.state, epochs, str(cfg.trainer.monitor), self.on_epoch_end)
+        if self.stop is not None and self.stop.stopped:
+            self.interrupted()
         if self.stopper.requested and self.state.epoch < epochs:
             self.save_mid_epoch()
             self.stopper.restore()
@@ -326,13 +351,16 @@ class Run:
                 f"wrote {self.ckpt_dir / 'last.pt'}\nresume with: {resume_command(self.run_dir)}",
                 int(self.stopper.signum),
             )
-        best = ckpt_io.load(self.ckpt_dir / "best.pt")
-        self.raw_model.load_state_dict(best["model"])
+        if self.dist.is_main:
+            best = ckpt_io.load(self.ckpt_dir / "best.pt")
+            self.raw_model.load_state_dict(best["model"])
+        distributed.broadcast_module(self.raw_model)  # the other ranks get best.pt's weights from rank 0
         test = evaluate(self.loop, self.data.test)
         say(f"test (best epoch {self.state.best_epoch}): {fmt_metrics(test)}", style="bold")
         summary = self.summary("completed")
         summary.update({f"test_{k}": v for k, v in test.items()})
-        write_json(self.run_dir / "summary.json", summary)
+        if self.dist.is_main:
+            write_json(self.run_dir / "summary.json", summary)
         say(f"run dir: {self.run_dir}")
         return summary
 
@@ -348,7 +376,7 @@ class Run:
             "steps": s.step,
             "wall_time_s": self.elapsed(),
             "seed": int(self.cfg.seed),
-            "world_size": 1,
+            "world_size": self.dist.world_size,
             "device": str(self.device) if self.device is not None else None,
             "precision": str(self.cfg.device.precision),
             "run_dir": str(self.run_dir),
@@ -362,7 +390,7 @@ class Run:
 
     def fail(self, error: BaseException, status: str = "failed") -> None:
         """Leave a summary that says the run failed and why (sweeps and reports show it)."""
-        if hasattr(self, "loop") and not self.loop.is_main:
+        if not self.dist.is_main or getattr(self, "_stopped", False):
             return
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -372,10 +400,25 @@ class Run:
         except OSError:
             pass
 
+    def interrupted(self) -> None:
+        """A signal stopped all ranks at one step: rank 0 saves last.pt and summary; all exit 128+signal."""
+        assert self.stop is not None
+        self._stopped = True
+        if self.dist.is_main:
+            self.save_mid_epoch()  # with the epoch's partial sums up to this step
+            write_json(self.run_dir / "summary.json", self.summary("interrupted"))
+        say(f"stopped by signal {self.stop.received or 'on another rank'} at epoch {self.state.epoch + 1}, "
+            f"step {self.state.step}; saved {self.ckpt_dir / 'last.pt'}", style="yellow")
+        distributed.barrier()  # no rank leaves before last.pt is on disk
+        raise SystemExit(self.stop.exit_code)
+
     def close(self) -> None:
         self.stopper.restore()
         for logger in self.loggers:
             logger.close()
+        if self.stop is not None:
+            self.stop.restore()
+        distributed.cleanup()
 
 
 def train(

@@ -23,10 +23,6 @@ def claim_dir(path: str) -> str:
     (hydra issue #2925), so two runs started in the same second would share one. os.mkdir either
     creates the directory or fails: exactly one caller wins each name.
     """
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and "RANK" in os.environ:
-        # Under torchrun every rank resolves this; they must agree on one directory, so no suffixes
-        # here (the distributed launch decides the directory; see hydra #2070).
-        return path
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     candidate, n = p, 0
