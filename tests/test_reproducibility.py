@@ -209,9 +209,11 @@ def test_report_does_not_import_torch(tmp_path: Path) -> None:
 def test_same_second_runs_get_their_own_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from omegaconf import OmegaConf
 
+    from trainkit import rundir
     from trainkit.config import compose
     from trainkit.sweep import claim_dir
 
+    monkeypatch.setattr(rundir, "CLAIM", True)
     claimed: list[str] = []
     threads = [threading.Thread(target=lambda: claimed.append(claim_dir(str(tmp_path / "12-00-00")))) for _ in range(8)]
     for t in threads:
@@ -222,6 +224,10 @@ def test_same_second_runs_get_their_own_directories(tmp_path: Path, monkeypatch:
 
     # Through Hydra's own config: each composed config claims its directory once.
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(rundir, "CLAIM", False)
+    assert compose([], return_hydra_config=True).hydra.run.dir.startswith("outputs/")
+    assert not (tmp_path / "outputs").exists()  # resolving outside a CLI run creates nothing
+    monkeypatch.setattr(rundir, "CLAIM", True)  # what the CLI turns on before Hydra runs
     dirs = []
     for _ in range(2):
         cfg = compose(["hydra.run.dir=${trainkit.unique_dir:outputs/fixed}"], return_hydra_config=True)

@@ -141,8 +141,10 @@ def run_hydra(args: list[str], resume: Any = None) -> int:
     """Run the Hydra app (run or multirun) with our task function."""
     import hydra
 
-    import trainkit.sweep  # noqa: F401  (registers the run-directory and GPU resolvers)
     from trainkit.config import config_dir
+    from trainkit.rundir import enable_claims
+
+    enable_claims()  # this process starts runs: claim their directories atomically
 
     if debug_enabled():
         os.environ["HYDRA_FULL_ERROR"] = "1"

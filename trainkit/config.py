@@ -14,6 +14,9 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from trainkit.errors import ConfigError, closest
+from trainkit.rundir import register_resolvers
+
+register_resolvers()  # ${trainkit.unique_dir:...} in hydra.run.dir and friends
 
 GROUPS = ("data", "model", "loss", "optim", "scheduler", "device", "task", "trainer", "logger")
 
