@@ -374,3 +374,23 @@ def test_joblib_sweep_with_dataloader_workers(tmp_path: Path) -> None:
     with (tmp_path / "sweep" / "summary.csv").open(newline="") as f:
         assert sorted(r["status"] for r in csv.DictReader(f)) == ["completed", "completed"]
     assert (tmp_path / "sweep" / "1" / "cmd.txt").read_text().startswith("trainkit train optim=adam")
+
+
+@pytest.mark.slow
+def test_runs_started_together_never_share_a_directory(tmp_path: Path) -> None:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "trainkit", "train", "trainer.epochs=1", "trainer.progress=none", f"seed={s}"],
+            cwd=tmp_path,
+            env=cli_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for s in (1, 2)
+    ]
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read() if p.stderr else ""
+    dirs = run_dirs(tmp_path / "outputs")
+    assert len(dirs) == 2
+    assert sorted(json.loads((d / "record.json").read_text())["seed"] for d in dirs) == [1, 2]
