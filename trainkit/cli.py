@@ -46,10 +46,16 @@ examples:
 Each run writes outputs/YYYY-MM-DD/HH-MM-SS/ with checkpoints/, metrics.csv and summary.json.
 """
 
-EVAL_HELP = """usage: trainkit eval ckpt=PATH [split=test|val|train] [overrides...]
+EVAL_HELP = """usage: trainkit eval ckpt=PATH [split=test|val|train] [overrides...] [--allow PREFIX] [--trust-checkpoint]
 
 Rebuild the model from the config stored in the checkpoint, evaluate it on a split (test by
 default), print the metrics and write eval.json into the checkpoint's run directory.
+
+A checkpoint is loaded as tensors and plain data only, and its stored config may only build
+classes under torch., torchvision., torchmetrics. and trainkit. (see docs/security.md).
+
+  --allow PREFIX        also build _target_s under PREFIX (repeatable; or TRAINKIT_ALLOW=a.,b.)
+  --trust-checkpoint    unpickle the file in full: RUNS ANY CODE IN IT; only for files you trust
 
 examples:
   trainkit eval ckpt=outputs/2026-11-22/14-03-11/checkpoints/best.pt
@@ -161,14 +167,23 @@ def cmd_eval(args: list[str]) -> int:
     ckpt = None
     split = "test"
     trust = False
+    allow: list[str] = []
     overrides = []
-    for a in args:
+    it = iter(args)
+    for a in it:
         if a.startswith("ckpt="):
             ckpt = a.split("=", 1)[1]
         elif a.startswith("split="):
             split = a.split("=", 1)[1]
         elif a == "--trust-checkpoint":
             trust = True
+        elif a == "--allow":
+            value = next(it, None)
+            if value is None or value.startswith("-"):
+                raise TrainkitError("--allow needs a package prefix: --allow my_pkg.")
+            allow.append(value)
+        elif a.startswith("--allow="):
+            allow.append(a.split("=", 1)[1])
         elif a.startswith("-"):
             raise TrainkitError(f"unknown option '{a}' for eval; see 'trainkit eval --help'")
         else:
@@ -177,7 +192,13 @@ def cmd_eval(args: list[str]) -> int:
         raise TrainkitError("eval needs a checkpoint: trainkit eval ckpt=outputs/DATE/TIME/checkpoints/best.pt")
     from trainkit.run import evaluate_checkpoint
 
-    evaluate_checkpoint(ckpt, overrides, split=split, trust=trust)
+    if trust:
+        print(
+            "trainkit: warning: --trust-checkpoint unpickles the file in full: any code its author put in it "
+            "runs now, with your permissions. Use it only for checkpoints from people you trust.",
+            file=sys.stderr,
+        )
+    evaluate_checkpoint(ckpt, overrides, split=split, trust=trust, allow=allow)
     return 0
 
 

@@ -293,8 +293,17 @@ def apply_eval_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
 _MISSING = object()
 
 
-def evaluate_checkpoint(ckpt_path: str, overrides: list[str], split: str = "test", trust: bool = False) -> dict[str, Any]:
-    """Rebuild the model from the checkpoint's own config, evaluate a split, write eval.json."""
+def evaluate_checkpoint(
+    ckpt_path: str, overrides: list[str], split: str = "test", trust: bool = False, allow: list[str] | None = None
+) -> dict[str, Any]:
+    """Rebuild the model from the checkpoint's own config, evaluate a split, write eval.json.
+
+    The stored config is a stranger's: its `_target_`s are checked against the allowed prefixes
+    (trainkit.security) before anything is imported or built; `allow` adds the user's prefixes.
+    """
+    from trainkit.security import allowed_prefixes, check_stored_config
+
+    prefixes = allowed_prefixes(allow or ())
     if split not in ("test", "val", "train"):
         raise ConfigError(f"split={split} is not a split; choose test, val or train")
     ckpt = ckpt_io.load(ckpt_path, trust=trust)
@@ -303,6 +312,7 @@ def evaluate_checkpoint(ckpt_path: str, overrides: list[str], split: str = "test
         raise TrainkitError(f"checkpoint '{ckpt_path}' carries no config, so its model cannot be rebuilt")
     cfg = OmegaConf.create(stored)
     cfg = apply_eval_overrides(cfg, overrides)
+    check_stored_config(cfg, prefixes, source=f"the config stored in checkpoint '{ckpt_path}'")
     validate(cfg)
     seed_everything(int(cfg.seed))
     device = resolve_device(cfg)
