@@ -114,6 +114,10 @@ def cmd_train(args: list[str]) -> int:
     if not info_only:
         overrides, config_dir, multirun = _split_flags(args)
         preflight(overrides, config_dir, multirun)
+        from trainkit.guards import check_output_dir, output_dir_from_overrides
+
+        key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+        check_output_dir(output_dir_from_overrides(overrides, multirun), key)
     return run_hydra(args)
 
 

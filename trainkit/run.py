@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import trainkit
 from trainkit import checkpoint as ckpt_io
+from trainkit import guards
 from trainkit.build import (
     autocast_dtype,
     build_loss,
@@ -131,7 +132,10 @@ class Run:
             accumulate=int(cfg.trainer.accumulate),
             log_every=int(cfg.trainer.log_every_n_steps),
             progress=str(cfg.trainer.progress),
+            on_nan=str(cfg.trainer.get("on_nan", "stop")),
         )
+        if self.loop.on_nan == "skip_batch" and self.loop.needs_closure:
+            raise ConfigError("trainer.on_nan=skip_batch does not work with closure optimizers (LBFGS); use trainer.on_nan=stop")
         self.state = LoopState()
         self.loggers = [CSVLogger(self.run_dir)]
         n_params = count_parameters(model)
@@ -154,7 +158,10 @@ class Run:
                     raise TrainkitError(f"the {split} inputs contain NaN or infinite values; clean the data first")
                 if len(tensors) > 1:
                     self.task.check_targets(tensors[1], split)
+            else:
+                guards.check_loader_data(self.task, loader, split)
         first = next(iter(self.data.val))
+        guards.check_finite_inputs(first[0], "val")
         batch = tuple(t.to(self.device) for t in first)
         self.task.check_batch(model, self.criterion, batch)
 
@@ -190,8 +197,9 @@ class Run:
             s.best_value, s.best_epoch = value, int(row["epoch"])
         for logger in self.loggers:
             logger.log_epoch(row)
+        guards.assert_finite_epoch(self.raw_model, row)  # never save a NaN model
         payload = self.checkpoint_payload()
-        ckpt_io.atomic_save(payload, self.ckpt_dir / "last.pt")
+        ckpt_io.atomic_save(payload, self.ckpt_dir / "last.pt", keep_previous=True)
         if better:
             ckpt_io.atomic_save(payload, self.ckpt_dir / "best.pt")
         parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}"]
@@ -244,7 +252,8 @@ class Run:
         """Leave a summary that says the run failed and why (sweeps and reports show it)."""
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_json(self.run_dir / "summary.json", self.summary("failed", f"{type(error).__name__}: {error}"))
+            message = str(error) or ("interrupted" if isinstance(error, KeyboardInterrupt) else "no message")
+            write_json(self.run_dir / "summary.json", self.summary("failed", f"{type(error).__name__}: {message}"))
         except OSError:
             pass
 
@@ -257,8 +266,13 @@ def train(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None)
     """Train from a composed config into `run_dir`; on failure leave a failed summary and re-raise."""
     run = Run(cfg, run_dir, choices)
     try:
-        run.setup()
-        return run.train()
+        try:
+            run.setup()
+            return run.train()
+        except torch.cuda.OutOfMemoryError as exc:
+            s = getattr(run, "state", None)
+            where = f"at epoch {s.epoch + 1}, step {s.step}" if s is not None else "while setting up"
+            raise guards.oom_error(exc, cfg.data.get("batch_size"), cfg.trainer.get("accumulate"), run.device, where) from exc
     except BaseException as exc:
         run.fail(exc)
         raise
