@@ -20,7 +20,6 @@ import torch
 
 from trainkit.errors import CheckpointError
 
-
 PREVIOUS_SUFFIX = ".prev"
 
 
@@ -108,6 +107,12 @@ def load(path: str | os.PathLike[str], trust: bool = False, map_location: Any = 
     except pickle.UnpicklingError as exc:
         if _is_truncated_or_garbage(exc):
             raise CheckpointError(f"checkpoint '{path}' is truncated or corrupt ({_reason(exc)}){_offer(path)}") from exc
+        if "Unsupported operand" in str(exc):  # raw pickle bytes: garbage, or a pickle made to run code
+            raise CheckpointError(
+                f"checkpoint '{path}' is corrupt or holds pickled objects other than tensors and plain data "
+                f"({_reason(exc)}), so it was refused and none of its code ran{_offer(path)}; only if you trust "
+                "its author, --trust-checkpoint loads it in full"
+            ) from exc
         raise CheckpointError(
             f"checkpoint '{path}' holds pickled objects other than tensors and plain data ({_reason(exc)}), "
             "so it was refused and none of its code ran; load it only if you trust its author, with --trust-checkpoint"

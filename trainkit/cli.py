@@ -118,6 +118,8 @@ def cmd_train(args: list[str]) -> int:
 
         key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
         check_output_dir(output_dir_from_overrides(overrides, multirun), key)
+        # Hydra's argparse wants its flags before the overrides: `train a=1 --config-dir D b=2` would fail there.
+        args = [*(["-m"] if multirun else []), *(["--config-dir", config_dir] if config_dir else []), *overrides]
     return run_hydra(args)
 
 
