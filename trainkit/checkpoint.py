@@ -96,35 +96,42 @@ def load(path: str | os.PathLike[str], trust: bool = False, map_location: Any = 
     """
     path = Path(path)
     if path.is_dir():
-        raise CheckpointError(f"checkpoint '{path}' is a directory; point at a .pt file such as {path}/checkpoints/best.pt")
+        raise CheckpointError(
+            f"checkpoint '{path}' is a directory; point at a .pt file such as {path}/checkpoints/best.pt"
+        )
     if not path.is_file():
-        raise CheckpointError(f"checkpoint '{path}' does not exist; check the path (run dirs keep them in checkpoints/)")
+        raise CheckpointError(
+            f"checkpoint '{path}' does not exist; check the path (run dirs keep them in checkpoints/)"
+        )
     try:
         # weights_only is passed explicitly: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD only acts when it is not.
-        with warnings.catch_warnings():  # torch warns about unusual pickle protocols; we report errors ourselves
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols; errors are ours to report
             warnings.simplefilter("ignore", UserWarning)
             obj = torch.load(path, map_location=map_location, weights_only=not trust)
     except pickle.UnpicklingError as exc:
         if _is_truncated_or_garbage(exc):
-            raise CheckpointError(f"checkpoint '{path}' is truncated or corrupt ({_reason(exc)}){_offer(path)}") from exc
+            raise _corrupt(path, exc) from exc
         if "Unsupported operand" in str(exc):  # raw pickle bytes: garbage, or a pickle made to run code
             raise CheckpointError(
                 f"checkpoint '{path}' is corrupt or holds pickled objects other than tensors and plain data "
-                f"({_reason(exc)}), so it was refused and none of its code ran{_offer(path)}; only if you trust "
-                "its author, --trust-checkpoint loads it in full"
+                f"({_reason(exc)}), so it was refused and none of its code ran{_offer(path)}; "
+                "only if you trust its author, --trust-checkpoint loads it in full"
             ) from exc
         raise CheckpointError(
             f"checkpoint '{path}' holds pickled objects other than tensors and plain data ({_reason(exc)}), "
-            "so it was refused and none of its code ran; load it only if you trust its author, with --trust-checkpoint"
+            "so it was refused and none of its code ran; load it only if you trust its author, "
+            "with --trust-checkpoint"
         ) from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError, KeyError) as exc:
-        raise CheckpointError(f"checkpoint '{path}' is truncated or corrupt ({_reason(exc)}){_offer(path)}") from exc
+        raise _corrupt(path, exc) from exc
     if not isinstance(obj, dict):
         raise CheckpointError(
-            f"'{path}' is not a trainkit checkpoint (it holds a {type(obj).__name__}, not a dict with a 'model' state dict)"
+            f"'{path}' is not a trainkit checkpoint "
+            f"(it holds a {type(obj).__name__}, not a dict with a 'model' state dict)"
         )
     if not isinstance(obj.get("model"), dict):
-        raise CheckpointError(f"'{path}' is not a trainkit checkpoint (no 'model' state dict in it; keys: {', '.join(map(str, list(obj)[:8]))})")
+        keys = ", ".join(map(str, list(obj)[:8]))
+        raise CheckpointError(f"'{path}' is not a trainkit checkpoint (no 'model' state dict; keys: {keys})")
     return obj
 
 
@@ -140,7 +147,11 @@ def _reason(exc: BaseException) -> str:
 
 def _is_truncated_or_garbage(exc: BaseException) -> bool:
     text = str(exc)
-    return any(s in text for s in ("truncated", "invalid load key", "ran out of input", "Ran out of input", "EOF"))
+    return any(s in text for s in ("truncated", "invalid load key", "an out of input", "EOF"))
+
+
+def _corrupt(path: Path, exc: BaseException) -> CheckpointError:
+    return CheckpointError(f"checkpoint '{path}' is truncated or corrupt ({_reason(exc)}){_offer(path)}")
 
 
 def rng_state() -> dict[str, Any]:

@@ -46,7 +46,8 @@ examples:
 Each run writes outputs/YYYY-MM-DD/HH-MM-SS/ with checkpoints/, metrics.csv and summary.json.
 """
 
-EVAL_HELP = """usage: trainkit eval ckpt=PATH [split=test|val|train] [overrides...] [--allow PREFIX] [--trust-checkpoint]
+EVAL_HELP = """usage: trainkit eval ckpt=PATH [split=test|val|train] [overrides...]
+                     [--allow PREFIX] [--trust-checkpoint]
 
 Rebuild the model from the config stored in the checkpoint, evaluate it on a split (test by
 default), print the metrics and write eval.json into the checkpoint's run directory.
@@ -118,8 +119,9 @@ def cmd_train(args: list[str]) -> int:
 
         key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
         check_output_dir(output_dir_from_overrides(overrides, multirun), key)
-        # Hydra's argparse wants its flags before the overrides: `train a=1 --config-dir D b=2` would fail there.
-        args = [*(["-m"] if multirun else []), *(["--config-dir", config_dir] if config_dir else []), *overrides]
+        # Hydra's argparse wants its flags first: `train a=1 --config-dir D b=2` would fail there.
+        flags = (["-m"] if multirun else []) + (["--config-dir", config_dir] if config_dir else [])
+        args = [*flags, *overrides]
     return run_hydra(args)
 
 

@@ -97,7 +97,8 @@ def translate_hydra_error(exc: Exception, overrides: Sequence[str], user_config_
             "or add -m (--multirun) to sweep over the values"
         )
     if "Config group override must be a string" in text:
-        return ConfigError(f"cannot parse overrides {' '.join(overrides)!r}: every override needs a key, as key=value")
+        shown = " ".join(overrides)
+        return ConfigError(f"cannot parse overrides {shown!r}: every override needs a key, as key=value")
     m = re.search(r"Key '([^']+)' is not in struct", text)
     if m:
         full = re.search(r"full_key: ([\w.\[\]]+)", text)
@@ -238,17 +239,17 @@ RULES: dict[str, Check] = {
 # Keys the run reads unconditionally: deleting one (~key) is refused here rather than failing mid-build.
 REQUIRED = (
     "seed", "trainer.epochs", "trainer.accumulate", "trainer.log_every_n_steps", "trainer.monitor",
-    "trainer.monitor_mode", "trainer.progress", "data.batch_size", "data.eval_batch_size", "data.val_fraction",
-    "data.test_fraction", "device.type", "device.precision",
+    "trainer.monitor_mode", "trainer.progress", "data.batch_size", "data.eval_batch_size",
+    "data.val_fraction", "data.test_fraction", "device.type", "device.precision",
 )
 
 
 def validate(cfg: DictConfig) -> None:
     """Check every known key's type and range; gather all problems into one message."""
     problems: list[str] = []
-    missing = [k for k in REQUIRED if OmegaConf.select(cfg, k, default=_ABSENT, throw_on_resolution_failure=False) is _ABSENT]
+    missing = [k for k in REQUIRED if _select_or_absent(cfg, k) is _ABSENT]
     if missing:
-        problems.append(f"missing {', '.join(missing)} (deleted with ~?); trainkit needs them: set them with KEY=VALUE")
+        problems.append(f"missing {', '.join(missing)} (deleted with ~?); trainkit needs them: set KEY=VALUE")
     for key, check in RULES.items():
         try:
             value = OmegaConf.select(cfg, key, throw_on_missing=True, default=_ABSENT)
@@ -270,6 +271,10 @@ def validate(cfg: DictConfig) -> None:
 
 
 _ABSENT = object()
+
+
+def _select_or_absent(cfg: DictConfig, key: str) -> Any:
+    return OmegaConf.select(cfg, key, default=_ABSENT, throw_on_resolution_failure=False)
 
 
 def _show(value: Any) -> str:

@@ -116,7 +116,9 @@ def check_finite_inputs(x: Any, split: str) -> None:
 
     if torch.is_floating_point(x) and not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).sum())
-        raise DataError(f"the {split} inputs contain {bad} NaN or infinite values; clean or impute the data first")
+        raise DataError(
+            f"the {split} inputs contain {bad} NaN or infinite values; clean or impute the data first"
+        )
 
 
 # --------------------------------------------------------------------------- non-finite loss
@@ -131,8 +133,9 @@ def assert_finite_model(model: Any, epoch: int, step: int) -> None:
         return
     if not bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()):
         raise TrainingDiverged(
-            f"the model's weights became NaN or infinite by epoch {epoch}, step {step}; lower optim.lr or set "
-            "trainer.grad_clip=1.0 (no checkpoint of the diverged model was written; the last good one is kept)"
+            f"the model's weights became NaN or infinite by epoch {epoch}, step {step}; lower optim.lr "
+            "or set trainer.grad_clip=1.0 (no checkpoint of the diverged model was written; "
+            "the last good one is kept)"
         )
 
 
@@ -145,8 +148,9 @@ def assert_finite_epoch(model: Any, row: dict[str, Any]) -> None:
     val = row.get("val_loss")
     if val is not None and not math.isfinite(float(val)):
         raise TrainingDiverged(
-            f"the validation loss became {val} at epoch {epoch}, step {step}: the model no longer gives finite "
-            "outputs; lower optim.lr or set trainer.grad_clip=1.0 (no checkpoint of it was written; the last good one is kept)"
+            f"the validation loss became {val} at epoch {epoch}, step {step}: the model no longer gives "
+            "finite outputs; lower optim.lr or set trainer.grad_clip=1.0 (no checkpoint of it was written; "
+            "the last good one is kept)"
         )
 
 
@@ -197,7 +201,7 @@ def zero_nonfinite_grads(optimizer: Any, loss: Any, norm: Any = None) -> None:
 
 
 def take_skipped(totals: dict[str, float]) -> tuple[int, dict[str, float]]:
-    """Remove the skip counters from the epoch totals and correct `count`; returns (batches skipped, totals)."""
+    """Remove the skip counters from the epoch totals and correct `count`: (batches skipped, totals)."""
     skipped = int(totals.pop("skipped_batches", 0.0))
     samples = totals.pop("skipped_samples", 0.0)
     if "count" in totals:
@@ -220,9 +224,10 @@ def oom_error(exc: BaseException, batch_size: Any, accumulate: Any, device: Any,
     bs = int(batch_size) if batch_size is not None else None
     half = max(1, bs // 2) if bs else None
     acc = int(accumulate or 1)
-    tries = (
-        f"data.batch_size={half} trainer.accumulate={acc * 2} (same effective batch)" if half else "a smaller data.batch_size"
-    )
+    if half:
+        tries = f"data.batch_size={half} trainer.accumulate={acc * 2} (same effective batch)"
+    else:
+        tries = "a smaller data.batch_size"
     return TrainkitError(
         f"{device} ran out of memory {where} with data.batch_size={bs}; try {tries}, device.precision=bf16, "
         "a smaller model, or data.loader=dataloader to keep the dataset off the GPU",

@@ -144,7 +144,7 @@ def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epoch
                         if loop.scaler is not None:
                             loop.scaler.unscale_(optimizer)
                         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), loop.grad_clip)
-                    if loop.on_nan == "skip_batch" and loop.scaler is None:  # GradScaler skips inf steps itself
+                    if loop.on_nan == "skip_batch" and loop.scaler is None:  # GradScaler skips inf steps
                         zero_nonfinite_grads(optimizer, loss, norm)
                     if loop.scaler is not None:
                         loop.scaler.step(optimizer)
@@ -175,8 +175,9 @@ def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epoch
     skipped, totals = take_skipped(totals)
     if loop.on_nan == "skip_batch" and skipped and totals.get("count", 0.0) <= 0:
         raise TrainingDiverged(
-            f"every batch of epoch {epoch + 1} had a non-finite loss and was skipped (trainer.on_nan=skip_batch); "
-            "lower optim.lr or set trainer.grad_clip=1.0 (the last good checkpoint is kept)"
+            f"every batch of epoch {epoch + 1} had a non-finite loss and was skipped "
+            "(trainer.on_nan=skip_batch); lower optim.lr or set trainer.grad_clip=1.0 "
+            "(the last good checkpoint is kept)"
         )
     metrics = task.finalize(totals)
     _check_finite(metrics["loss"], epoch, state.step, loop)

@@ -135,7 +135,10 @@ class Run:
             on_nan=str(cfg.trainer.get("on_nan", "stop")),
         )
         if self.loop.on_nan == "skip_batch" and self.loop.needs_closure:
-            raise ConfigError("trainer.on_nan=skip_batch does not work with closure optimizers (LBFGS); use trainer.on_nan=stop")
+            raise ConfigError(
+                "trainer.on_nan=skip_batch does not work with closure optimizers (LBFGS); "
+                "use trainer.on_nan=stop"
+            )
         self.state = LoopState()
         self.loggers = [CSVLogger(self.run_dir)]
         n_params = count_parameters(model)
@@ -253,7 +256,8 @@ class Run:
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             message = str(error) or ("interrupted" if isinstance(error, KeyboardInterrupt) else "no message")
-            write_json(self.run_dir / "summary.json", self.summary("failed", f"{type(error).__name__}: {message}"))
+            summary = self.summary("failed", f"{type(error).__name__}: {message}")
+            write_json(self.run_dir / "summary.json", summary)
         except OSError:
             pass
 
@@ -272,7 +276,8 @@ def train(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None)
         except torch.cuda.OutOfMemoryError as exc:
             s = getattr(run, "state", None)
             where = f"at epoch {s.epoch + 1}, step {s.step}" if s is not None else "while setting up"
-            raise guards.oom_error(exc, cfg.data.get("batch_size"), cfg.trainer.get("accumulate"), run.device, where) from exc
+            bs, acc = cfg.data.get("batch_size"), cfg.trainer.get("accumulate")
+            raise guards.oom_error(exc, bs, acc, run.device, where) from exc
     except BaseException as exc:
         run.fail(exc)
         raise
@@ -308,7 +313,11 @@ _MISSING = object()
 
 
 def evaluate_checkpoint(
-    ckpt_path: str, overrides: list[str], split: str = "test", trust: bool = False, allow: list[str] | None = None
+    ckpt_path: str,
+    overrides: list[str],
+    split: str = "test",
+    trust: bool = False,
+    allow: list[str] | None = None,
 ) -> dict[str, Any]:
     """Rebuild the model from the checkpoint's own config, evaluate a split, write eval.json.
 

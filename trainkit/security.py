@@ -71,7 +71,8 @@ def allowed_prefixes(extra: Iterable[str] = (), env: dict[str, str] | None = Non
     for prefix in user:
         if not prefix or not _DOTTED.fullmatch(prefix.rstrip(".")):
             raise ConfigError(
-                f"--allow {prefix!r} is not a package prefix; give a dotted module prefix such as my_pkg. or my_pkg.models."
+                f"--allow {prefix!r} is not a package prefix; "
+                "give a dotted module prefix such as my_pkg. or my_pkg.models."
             )
         if prefix not in out:
             out.append(prefix)
@@ -107,12 +108,16 @@ def is_allowed(target: str, allow: Sequence[str]) -> bool:
         return False
     user_extra = [p for p in allow if p not in DEFAULT_ALLOWED]
     for denied in DENIED:
-        if target.startswith(denied) and not any(_matches(target, p) and len(p) >= len(denied) for p in user_extra):
+        if not target.startswith(denied):
+            continue
+        if not any(_matches(target, p) and len(p) >= len(denied) for p in user_extra):
             return False
     return True
 
 
-def check_config_targets(cfg_plain: dict[str, Any], allow: Sequence[str] = DEFAULT_ALLOWED, source: str = "the stored config") -> None:
+def check_config_targets(
+    cfg_plain: dict[str, Any], allow: Sequence[str] = DEFAULT_ALLOWED, source: str = "the stored config"
+) -> None:
     """Refuse (ConfigError, exit 2) any `_target_` in `cfg_plain` outside `allow`; import nothing.
 
     `cfg_plain` must be plain python data with interpolations already resolved (a `${...}` left
@@ -139,7 +144,9 @@ def check_config_targets(cfg_plain: dict[str, Any], allow: Sequence[str] = DEFAU
         )
 
 
-def check_stored_config(cfg: Any, allow: Sequence[str] = DEFAULT_ALLOWED, source: str = "the stored config") -> None:
+def check_stored_config(
+    cfg: Any, allow: Sequence[str] = DEFAULT_ALLOWED, source: str = "the stored config"
+) -> None:
     """`check_config_targets` for a DictConfig: resolve interpolations first, as instantiate would."""
     from omegaconf import DictConfig, OmegaConf
 
