@@ -42,7 +42,7 @@ OVERRIDE = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=3000, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=10000, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(OVERRIDE, min_size=1, max_size=3))
 def test_generated_overrides_are_accepted_or_refused_in_one_line(overrides: list[str]) -> None:
     try:
@@ -53,7 +53,7 @@ def test_generated_overrides_are_accepted_or_refused_in_one_line(overrides: list
         assert "\n" not in message and len(message) < 600, message
 
 
-@settings(max_examples=40, deadline=3000, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=10000, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(OVERRIDE, min_size=1, max_size=3))
 def test_generated_sweeps_are_accepted_or_refused_in_one_line(overrides: list[str]) -> None:
     try:

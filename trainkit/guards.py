@@ -228,8 +228,11 @@ def oom_error(exc: BaseException, batch_size: Any, accumulate: Any, device: Any,
         tries = f"data.batch_size={half} trainer.accumulate={acc * 2} (same effective batch)"
     else:
         tries = "a smaller data.batch_size"
+    key = "data.eval_batch_size" if where.startswith("evaluating") else "data.batch_size"
+    if key == "data.eval_batch_size":
+        tries = f"data.eval_batch_size={half}" if half else "a smaller data.eval_batch_size"
     return TrainkitError(
-        f"{device} ran out of memory {where} with data.batch_size={bs}; try {tries}, device.precision=bf16, "
+        f"{device} ran out of memory {where} with {key}={bs}; try {tries}, device.precision=bf16, "
         "a smaller model, or data.loader=dataloader to keep the dataset off the GPU",
         exit_code=1,
     )

@@ -348,7 +348,10 @@ def evaluate_checkpoint(
     loop = Loop(model=model, criterion=criterion, optimizer=None,
                 scheduler=None, interval="epoch", task=task, device=device, dtype=autocast_dtype(cfg, device))
     t0 = time.perf_counter()
-    metrics = evaluate(loop, getattr(data, split))
+    try:
+        metrics = evaluate(loop, getattr(data, split))
+    except torch.cuda.OutOfMemoryError as exc:
+        raise guards.oom_error(exc, cfg.data.get("eval_batch_size"), None, device, f"evaluating {split}") from exc
     result = {
         "checkpoint": str(Path(ckpt_path).resolve()),
         "split": split,
