@@ -224,10 +224,9 @@ def oom_error(exc: BaseException, batch_size: Any, accumulate: Any, device: Any,
     bs = int(batch_size) if batch_size is not None else None
     half = max(1, bs // 2) if bs else None
     acc = int(accumulate or 1)
+    tries = "a smaller data.batch_size"
     if half:
         tries = f"data.batch_size={half} trainer.accumulate={acc * 2} (same effective batch)"
-    else:
-        tries = "a smaller data.batch_size"
     key = "data.eval_batch_size" if where.startswith("evaluating") else "data.batch_size"
     if key == "data.eval_batch_size":
         tries = f"data.eval_batch_size={half}" if half else "a smaller data.eval_batch_size"

@@ -334,6 +334,8 @@ def evaluate_checkpoint(
     if not isinstance(stored, dict):
         raise TrainkitError(f"checkpoint '{ckpt_path}' carries no config, so its model cannot be rebuilt")
     cfg = OmegaConf.create(stored)
+    if OmegaConf.select(cfg, "data.download", default=None) is True:
+        cfg.data.download = False  # a stored config does not get to download into a path it names
     cfg = apply_eval_overrides(cfg, overrides)
     check_stored_config(cfg, prefixes, source=f"the config stored in checkpoint '{ckpt_path}'")
     validate(cfg)
