@@ -7,6 +7,9 @@ labels, an unwritable output dir).
 
 from __future__ import annotations
 
+import copy
+import functools
+import json
 import os
 import pickle
 from pathlib import Path
@@ -42,8 +45,14 @@ def _malicious_checkpoints(tmp_path: Path) -> tuple[list[Path], Path]:
     return [zip_format, raw_pickle], marker
 
 
+@functools.lru_cache(maxsize=1)
+def _default_config() -> dict:
+    return to_plain(compose(["trainer.progress=plain"]))
+
+
 def _stored_config(**changes: object) -> dict:
-    cfg = to_plain(compose(["trainer.progress=plain"]))
+    """The default run config as a checkpoint stores it, with `a__b=value` changes."""
+    cfg = copy.deepcopy(_default_config())
     for dotted, value in changes.items():
         node = cfg
         *parents, leaf = dotted.split("__")
@@ -306,3 +315,14 @@ def test_unwritable_output_dir_is_refused_at_start(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "'AFILE' is a file, not a directory" in proc.stderr and "hydra.run.dir" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["AFILE"]  # nothing else was written
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom: a bug of ours"), KeyboardInterrupt()])
+def test_a_crash_at_any_point_leaves_a_failed_summary(tmp_path: Path, error: BaseException) -> None:
+    from trainkit.run import Run
+
+    run = Run(compose(["trainer.progress=plain"]), tmp_path / "run")  # crashed before set-up finished
+    run.fail(error)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert summary["error"] in ("RuntimeError: boom: a bug of ours", "KeyboardInterrupt: interrupted")
