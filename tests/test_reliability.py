@@ -326,3 +326,15 @@ def test_a_crash_at_any_point_leaves_a_failed_summary(tmp_path: Path, error: Bas
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "failed"
     assert summary["error"] in ("RuntimeError: boom: a bug of ours", "KeyboardInterrupt: interrupted")
+
+
+def test_eval_refuses_a_stored_config_or_weights_that_do_not_fit(tmp_path: Path) -> None:
+    from trainkit.run import evaluate_checkpoint
+
+    cfg = _stored_config(device__type="cpu")
+    ckpt_io.atomic_save({"model": {}, "config": {**cfg, "seed": torch.ones(2)}}, tmp_path / "tensor_cfg.pt")
+    with pytest.raises(CheckpointError, match="tensor_cfg.pt' is not plain config data"):
+        evaluate_checkpoint(str(tmp_path / "tensor_cfg.pt"), [])
+    ckpt_io.atomic_save({"model": {"fc.weight": torch.ones(2)}, "config": cfg}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="weights in checkpoint .*other.pt' do not fit the model"):
+        evaluate_checkpoint(str(tmp_path / "other.pt"), [])

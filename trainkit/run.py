@@ -32,7 +32,7 @@ from trainkit.build import (
 from trainkit.config import GROUPS, to_plain, validate
 from trainkit.console import console, fmt_metrics, say
 from trainkit.data import Data, build_data
-from trainkit.errors import ConfigError, TrainkitError
+from trainkit.errors import CheckpointError, ConfigError, TrainkitError
 from trainkit.loggers import CSVLogger, Logger
 from trainkit.loop import Loop, LoopState, evaluate, fit
 
@@ -312,6 +312,10 @@ def apply_eval_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
 _MISSING = object()
 
 
+def _brief(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
 def evaluate_checkpoint(
     ckpt_path: str,
     overrides: list[str],
@@ -333,7 +337,12 @@ def evaluate_checkpoint(
     stored = ckpt.get("config")
     if not isinstance(stored, dict):
         raise TrainkitError(f"checkpoint '{ckpt_path}' carries no config, so its model cannot be rebuilt")
-    cfg = OmegaConf.create(stored)
+    try:
+        cfg = OmegaConf.create(stored)
+    except Exception as exc:  # values OmegaConf cannot hold (tensors, objects): not a trainkit config
+        raise CheckpointError(
+            f"the config stored in checkpoint '{ckpt_path}' is not plain config data ({_brief(exc)})"
+        ) from exc
     if OmegaConf.select(cfg, "data.download", default=None) is True:
         cfg.data.download = False  # a stored config does not get to download into a path it names
     cfg = apply_eval_overrides(cfg, overrides)
@@ -344,7 +353,13 @@ def evaluate_checkpoint(
     data = build_data(cfg, device)
     task = build_task(cfg)
     model = build_model(cfg)
-    model.load_state_dict(ckpt["model"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, TypeError, AttributeError, KeyError) as exc:
+        raise CheckpointError(
+            f"the weights in checkpoint '{ckpt_path}' do not fit the model built from its config "
+            f"(model._target_={cfg.model.get('_target_')}): {_brief(exc)}; drop any model override"
+        ) from exc
     model.to(device)
     criterion = build_loss(cfg).to(device)
     loop = Loop(model=model, criterion=criterion, optimizer=None,
