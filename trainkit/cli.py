@@ -122,6 +122,10 @@ def cmd_train(args: list[str]) -> int:
         # Hydra's argparse wants its flags first: `train a=1 --config-dir D b=2` would fail there.
         flags = (["-m"] if multirun else []) + (["--config-dir", config_dir] if config_dir else [])
         args = [*flags, *overrides]
+        if "RANK" in os.environ and "WORLD_SIZE" in os.environ:  # torchrun: one run dir for all ranks
+            from trainkit.distributed import torchrun_hydra_args
+
+            args = torchrun_hydra_args(args, overrides, config_dir, multirun)
     return run_hydra(args)
 
 

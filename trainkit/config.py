@@ -230,6 +230,7 @@ RULES: dict[str, Check] = {
     "trainer.compile": _bool,
     "trainer.deterministic": _bool,
     "trainer.on_nan": _one_of("stop", "skip_batch"),
+    "trainer.strategy": _one_of("auto", "ddp", "dp"),
     "data.batch_size": _int(1),
     "data.eval_batch_size": _int(1),
     "data.num_workers": _int(0),
