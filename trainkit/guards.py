@@ -124,14 +124,17 @@ def check_finite_inputs(x: Any, split: str) -> None:
 # --------------------------------------------------------------------------- non-finite loss
 
 
-def assert_finite_model(model: Any, epoch: int, step: int) -> None:
-    """Refuse to checkpoint a model whose parameters or buffers hold NaN/inf (one host sync)."""
+def model_is_finite(model: Any) -> bool:
+    """True when every floating parameter and buffer is finite (one host sync)."""
     import torch
 
     tensors = [t for t in (*model.parameters(), *model.buffers()) if torch.is_floating_point(t)]
-    if not tensors:
-        return
-    if not bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()):
+    return not tensors or bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+
+
+def assert_finite_model(model: Any, epoch: int, step: int) -> None:
+    """Refuse to checkpoint a model whose parameters or buffers hold NaN/inf."""
+    if not model_is_finite(model):
         raise TrainingDiverged(
             f"the model's weights became NaN or infinite by epoch {epoch}, step {step}; lower optim.lr "
             "or set trainer.grad_clip=1.0 (no checkpoint of the diverged model was written; "

@@ -293,7 +293,10 @@ class Run:
         assert self.stop is not None
         self._stopped = True
         if self.dist.is_main:
-            ckpt_io.atomic_save(self.checkpoint_payload(), self.ckpt_dir / "last.pt")
+            if guards.model_is_finite(self.raw_model):  # a NaN model is never saved, even on a signal
+                ckpt_io.atomic_save(self.checkpoint_payload(), self.ckpt_dir / "last.pt", keep_previous=True)
+            else:
+                say("the weights are NaN/inf: last.pt keeps the last good epoch", style="yellow")
             write_json(self.run_dir / "summary.json", self.summary("interrupted"))
         say(f"stopped by signal {self.stop.received or 'on another rank'} at epoch {self.state.epoch + 1}, "
             f"step {self.state.step}; saved {self.ckpt_dir / 'last.pt'}", style="yellow")
