@@ -338,8 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] in ("--version", "-V", "version"):
         print(f"trainkit {__version__}")
         return 0
-    if args[0] in ("-sc", "--shell-completion") or args[0].startswith("--shell-completion="):
-        return complete(args)
+    if any(a in ("-sc", "--shell-completion") or a.startswith("--shell-completion=") for a in args[:2]):
+        return complete(args)  # `trainkit -sc ...` (what the bash script calls) or `trainkit train -sc ...`
     cmd, rest = args[0], args[1:]
     handler = COMMANDS.get(cmd)
     try:
