@@ -50,7 +50,9 @@ def train(overrides: list[str] | None = None, config_dir: str | None = None) -> 
 
     args = list(overrides or [])
     if any(a in ("-m", "--multirun") for a in args):
-        raise TrainkitError("train() runs one job; for a sweep call train() in a loop or use 'trainkit train -m'")
+        raise TrainkitError(
+            "train() runs one job; for a sweep call train() in a loop or use 'trainkit train -m'"
+        )
     if config_dir is not None:
         args = ["--config-dir", str(config_dir), *args]
     results: list[dict[str, Any]] = []
@@ -61,11 +63,15 @@ def train(overrides: list[str] | None = None, config_dir: str | None = None) -> 
         except SystemExit as exc:  # the CLI reports a failed run and exits; a function should raise
             if errors:
                 raise errors[-1] from None
-            raise TrainkitError(f"trainkit train stopped with exit code {exc.code}", exit_code=int(exc.code or 1)) from None
+            raise TrainkitError(
+                f"trainkit train stopped with exit code {exc.code}", exit_code=int(exc.code or 1)
+            ) from None
     if errors:
         raise errors[-1]
     if not results:
-        raise TrainkitError("trainkit train finished without a run (was --cfg or --help among the overrides?)")
+        raise TrainkitError(
+            "trainkit train finished without a run (was --cfg or --help among the overrides?)"
+        )
     summary = results[-1]
     # What summary.json holds, as plain JSON types (paths and numpy scalars become str/float).
     path = Path(summary.get("run_dir", "")) / "summary.json"
@@ -92,5 +98,7 @@ def evaluate(ckpt: str, overrides: list[str] | None = None) -> dict[str, Any]:
         else:
             rest.append(ov)
     if not Path(ckpt).is_file():
-        raise TrainkitError(f"checkpoint {ckpt} does not exist; give a path like outputs/DATE/TIME/checkpoints/best.pt")
+        raise TrainkitError(
+            f"checkpoint {ckpt} does not exist; give a path like outputs/DATE/TIME/checkpoints/best.pt"
+        )
     return evaluate_checkpoint(str(ckpt), rest, split=split, trust=trust)

@@ -107,8 +107,10 @@ def list_groups(group: str | None = None, user_config_dir: str | None = None) ->
             lines.append(f"  {mark} {opt.name:<{width}}  {opt.description}{mine}".rstrip())
         lines.append("")
     if group is None:
-        lines.append("pick one with GROUP=OPTION, e.g. trainkit train model=cnn optim=adam; "
-                     "'trainkit show GROUP=OPTION' prints what it sets")
+        lines.append(
+            "pick one with GROUP=OPTION, e.g. trainkit train model=cnn optim=adam; "
+            "'trainkit show GROUP=OPTION' prints what it sets"
+        )
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -122,8 +124,11 @@ def composed(overrides: list[str], user_config_dir: str | None = None) -> tuple[
     from trainkit.config import compose
 
     cfg = compose(overrides, user_config_dir=user_config_dir, return_hydra_config=True)
-    choices = {str(k): str(v) for k, v in OmegaConf.to_container(cfg.hydra.runtime.choices).items()
-               if not str(k).startswith("hydra/") and v is not None}
+    choices = {
+        str(k): str(v)
+        for k, v in OmegaConf.to_container(cfg.hydra.runtime.choices).items()
+        if not str(k).startswith("hydra/") and v is not None
+    }
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg, choices
@@ -224,5 +229,7 @@ def split_config_dir(args: list[str]) -> tuple[list[str], str | None, list[str]]
             rest.append(a)
         i += 1
     if user_dir is not None and not os.path.isdir(user_dir):
-        raise ConfigError(f"--config-dir {user_dir} is not a directory; give the folder that holds your config groups")
+        raise ConfigError(
+            f"--config-dir {user_dir} is not a directory; give the folder that holds your config groups"
+        )
     return rest, user_dir, flags

@@ -117,20 +117,31 @@ def dry_run(overrides: list[str], user_config_dir: str | None = None) -> dict[st
     scheduler, interval = build_scheduler(cfg, optimizer, steps_per_epoch)
     dtype = autocast_dtype(cfg, device)
 
-    say(f"[bold]data[/]     {data.sizes['train']} train / {data.sizes['val']} val / {data.sizes['test']} test samples, "
+    say(
+        f"[bold]data[/]     {data.sizes['train']} train / {data.sizes['val']} val / "
+        f"{data.sizes['test']} test samples, "
         f"{data.loader_kind} loader, {batches} batches of {int(cfg.data.batch_size)} per epoch "
-        f"(built in {human_seconds(build_s)})", highlight=False)
+        f"(built in {human_seconds(build_s)})",
+        highlight=False,
+    )
+    # The checks Run.setup makes before its first step (labels of every in-memory split, one
+    # validation batch through model and loss), in the same order, so the errors are the same.
+    for split in ("train", "val", "test"):
+        loader = getattr(data, split)
+        if getattr(loader, "kind", "") == "memory" and len(loader.tensors) > 1:
+            task.check_targets(loader.tensors[1], split)
+    val_batch = tuple(t.to(device) for t in next(iter(data.val)))
     batch = next(iter(data.train))
     batch = tuple(t.to(device) if torch.is_tensor(t) else t for t in batch)
-    # The same per-split label checks and one-batch shape check the run does before its first step.
-    for t in batch[1:2]:
-        task.check_targets(t, "train")
     n_params = count_parameters(model)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     batch_bytes = sum(t.element_size() * t.numel() for t in batch if torch.is_tensor(t))
-    say(f"[bold]batch[/]    inputs {describe_tensor(batch[0])}"
+    say(
+        f"[bold]batch[/]    inputs {describe_tensor(batch[0])}"
         + "".join(f", targets {describe_tensor(t)}" for t in batch[1:2])
-        + f"  ({human_bytes(batch_bytes)} on {device})", highlight=False)
+        + f"  ({human_bytes(batch_bytes)} on {device})",
+        highlight=False,
+    )
 
     trace = ShapeTrace(model)
     model.train()
@@ -153,41 +164,61 @@ def dry_run(overrides: list[str], user_config_dir: str | None = None) -> dict[st
                 ) from exc
             if i == 0:
                 trace.remove()
-                say(f"[bold]model[/]    {type(model).__name__}: {n_params:,} parameters ({trainable:,} trainable)",
-                    highlight=False)
+                say(
+                    f"[bold]model[/]    {type(model).__name__}: {n_params:,} parameters "
+                    f"({trainable:,} trainable)",
+                    highlight=False,
+                )
                 for name, kind, shape in trace.rows:
                     say(f"           {name:<20} {kind:<14} -> {shape}", highlight=False, markup=False)
+                task.check_batch(model, criterion, val_batch)
                 task.check_output(out, batch[1])
-                task.check_batch(model, criterion, batch)
             loss, _ = task.step(model, criterion, batch)
             if not math.isfinite(float(loss.detach())):
-                raise TrainkitError(f"the loss of the first batch is {float(loss.detach())}; check the data and optim.lr")
+                raise TrainkitError(
+                    f"the loss of the first batch is {float(loss.detach())}; check the data and optim.lr"
+                )
             loss.backward()
             grads = [p.grad for p in model.parameters() if p.grad is not None]
-            grad_norm = float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))) if grads else 0.0
+            grad_norm = (
+                float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))) if grads else 0.0
+            )
             optimizer.step()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             times.append(time.perf_counter() - start)
             if i == 0:
-                say(f"[bold]loss[/]     {type(criterion).__name__}: {describe_tensor(out)} vs "
-                    f"{describe_tensor(batch[1])} -> {float(loss.detach()):.4f}", highlight=False)
-                say(f"[bold]backward[/] gradients on {len(grads)} tensors, total norm {grad_norm:.4g}", highlight=False)
+                say(
+                    f"[bold]loss[/]     {type(criterion).__name__}: {describe_tensor(out)} vs "
+                    f"{describe_tensor(batch[1])} -> {float(loss.detach()):.4f}",
+                    highlight=False,
+                )
+                say(
+                    f"[bold]backward[/] gradients on {len(grads)} tensors, total norm {grad_norm:.4g}",
+                    highlight=False,
+                )
     finally:
         trace.remove()
     lr = float(optimizer.param_groups[0]["lr"])
     sched = type(scheduler).__name__ if scheduler is not None else "none"
-    say(f"[bold]optim[/]    {type(optimizer).__name__} lr {lr:.3g}, scheduler {sched} (steps per {interval})",
-        highlight=False)
+    say(
+        f"[bold]optim[/]    {type(optimizer).__name__} lr {lr:.3g}, scheduler {sched} (steps per {interval})",
+        highlight=False,
+    )
     step_s = times[-1]
     epoch_s = step_s * batches
     peak = ""
     if device.type == "cuda":
         peak = f", peak device memory {human_bytes(torch.cuda.max_memory_allocated(device))}"
-    say(f"[bold]time[/]     {human_seconds(step_s)} per training step{peak}; estimated epoch "
+    say(
+        f"[bold]time[/]     {human_seconds(step_s)} per training step{peak}; estimated epoch "
         f"~{human_seconds(epoch_s)} ({batches} steps, validation not included), "
-        f"{int(cfg.trainer.epochs)} epochs ~{human_seconds(epoch_s * int(cfg.trainer.epochs))}", highlight=False)
-    say("[green]check passed[/]: this config builds and trains; no run directory was written", highlight=False)
+        f"{int(cfg.trainer.epochs)} epochs ~{human_seconds(epoch_s * int(cfg.trainer.epochs))}",
+        highlight=False,
+    )
+    say(
+        "[green]check passed[/]: this config builds and trains; no run directory was written", highlight=False
+    )
     return {
         "parameters": n_params,
         "trainable_parameters": trainable,

@@ -339,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"trainkit {__version__}")
         return 0
     if any(a in ("-sc", "--shell-completion") or a.startswith("--shell-completion=") for a in args[:2]):
-        return complete(args)  # `trainkit -sc ...` (what the bash script calls) or `trainkit train -sc ...`
+        # `trainkit -sc ...` (what the bash script calls) or `trainkit train -sc ...`
+        return complete(args)
     cmd, rest = args[0], args[1:]
     handler = COMMANDS.get(cmd)
     try:

@@ -36,7 +36,7 @@ def panels(rows: list[dict[str, Any]]) -> list[str]:
     for key in rows[0] if rows else []:
         for prefix in ("train_", "val_"):
             if key.startswith(prefix):
-                metric = key[len(prefix):]
+                metric = key[len(prefix) :]
                 if metric.endswith(("_s", "_per_s")) or metric in names:
                     continue
                 names.append(metric)
@@ -71,7 +71,8 @@ def _pyplot() -> Any:
         import matplotlib
     except ImportError:
         raise TrainkitError(
-            "trainkit plot needs matplotlib, which is not installed; install it with: pip install 'trainkit[plot]'"
+            "trainkit plot needs matplotlib, which is not installed; "
+            "install it with: pip install 'trainkit[plot]'"
         ) from None
     matplotlib.use("Agg")  # files only: works without a display
     import matplotlib.pyplot as plt
@@ -103,7 +104,7 @@ def plot_run(run: Path, out: Path | None = None) -> Path:
         raise TrainkitError(f"{run / METRICS_FILE} has no epochs yet; plot it after the first epoch ends")
     names = panels(rows)
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
-    for ax, metric in zip(axes[0], names):
+    for ax, metric in zip(axes[0], names, strict=True):
         if metric == "lr":
             ax.plot(*_series(rows, "lr"), marker="o", markersize=3, color="tab:green")
             ax.set_yscale("log" if all(v > 0 for v in _series(rows, "lr")[1]) else "linear")
@@ -144,7 +145,7 @@ def plot_comparison(runs: list[Path], out: Path) -> Path:
     for i, (run, rows) in enumerate(data.items()):
         color = colors[i % len(colors)]
         label = run_label(run, shared)
-        for ax, metric in zip(axes[0], names):
+        for ax, metric in zip(axes[0], names, strict=True):
             if metric == "lr":
                 xs, ys = _series(rows, "lr")
                 ax.plot(xs, ys, color=color, marker="o", markersize=3, label=label)
@@ -155,7 +156,7 @@ def plot_comparison(runs: list[Path], out: Path) -> Path:
             xs, ys = _series(rows, "train_" + metric)
             if xs:
                 ax.plot(xs, ys, "--", color=color, alpha=0.5)
-    for ax, metric in zip(axes[0], names):
+    for ax, metric in zip(axes[0], names, strict=True):
         ax.set_title(metric if metric == "lr" else f"{metric} (val solid, train dashed)", fontsize=9)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -172,12 +173,16 @@ def plot(paths: list[str], out: str | None = None) -> list[Path]:
     dirs = [Path(p) for p in paths]
     for d in dirs:
         if not d.is_dir():
-            raise TrainkitError(f"{d} is not a directory; give a run directory (outputs/DATE/TIME) or a sweep directory")
+            raise TrainkitError(
+                f"{d} is not a directory; give a run directory (outputs/DATE/TIME) or a sweep directory"
+            )
     runs: list[Path] = []
     for d in dirs:
         found = find_runs(d)
         if not found:
-            raise TrainkitError(f"no {METRICS_FILE} in {d} or below; is it a trainkit run or sweep directory?")
+            raise TrainkitError(
+                f"no {METRICS_FILE} in {d} or below; is it a trainkit run or sweep directory?"
+            )
         runs += [r for r in found if r not in runs]
     if len(runs) == 1:
         return [plot_run(runs[0], Path(out) if out else None)]
