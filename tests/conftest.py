@@ -26,7 +26,7 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `python -m trainkit ARGS` in `cwd` and capture its output."""
+    """Run `python -m trainkit ARGS` (ARGS starts with the command, e.g. "train") in `cwd`."""
     return subprocess.run(
         [sys.executable, "-m", "trainkit", *args],
         cwd=cwd,
