@@ -41,6 +41,7 @@ Compose configs/train.yaml with the overrides (Hydra syntax) and train.
   -m / --multirun     sweep every combination                -m optim=sgd,adam optim.lr=0.1,0.01
   --config-dir DIR    add your own config groups             --config-dir my_configs model=my_net
   --cfg job           print the composed config and exit (Hydra)
+  -sc install=bash    tab completion: put eval "$(trainkit train -sc install=bash)" in ~/.bashrc
 
 examples:
   trainkit train
