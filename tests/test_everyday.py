@@ -99,6 +99,28 @@ def test_ls_shows_the_users_own_groups_from_config_dir(tmp_path: Path) -> None:
     assert "* mlp" in proc.stdout  # the built-in options are still there
 
 
+def test_description_is_the_first_header_comment_line(tmp_path: Path) -> None:
+    from trainkit.catalog import describe_file
+
+    cases = {
+        "# @package _global_\n# A recipe.\n# More words.\ndefaults: []\n": "A recipe.",
+        "\n#   Spaced out.  \nlr: 1\n": "Spaced out.",
+        "lr: 1  # not a header\n# too late\n": "",
+        "": "",
+    }
+    for i, (text, expected) in enumerate(cases.items()):
+        path = tmp_path / f"{i}.yaml"
+        path.write_text(text)
+        assert describe_file(path) == expected, text
+
+
+def test_every_built_in_option_has_a_description_for_ls() -> None:
+    from trainkit.catalog import catalog
+
+    missing = [f"{o.group}/{o.name}" for options in catalog().values() for o in options.values() if not o.description]
+    assert not missing, f"add a one-line '# ...' header comment to: {missing}"
+
+
 # --------------------------------------------------------------------------- show
 
 
@@ -144,9 +166,7 @@ def test_experiments_set_several_groups_at_once(tmp_path: Path) -> None:
     assert (REPO / "configs" / "experiment" / "cifar10_resnet18.yaml").is_file()
 
 
-@pytest.mark.skipif(
-    not (REPO / "configs" / "model" / "resnet18.yaml").is_file(), reason="model=resnet18 not in this tree"
-)
+@pytest.mark.skipif(not (REPO / "configs" / "model" / "resnet18.yaml").is_file(), reason="model=resnet18 not in this tree")
 def test_experiment_cifar10_resnet18_composes(tmp_path: Path) -> None:
     proc = run_cli(["show", "experiment=cifar10_resnet18", "--yaml"], tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -157,9 +177,7 @@ def test_hydra_searchpath_adds_user_groups_like_config_dir(tmp_path: Path) -> No
     mine = tmp_path / "cfgs" / "optim"
     mine.mkdir(parents=True)
     (mine / "slow_sgd.yaml").write_text("# SGD with a small lr.\n_target_: torch.optim.SGD\nlr: 0.001\n")
-    proc = run_cli(
-        ["show", "optim=slow_sgd", f"hydra.searchpath=[file://{tmp_path / 'cfgs'}]", "--yaml"], tmp_path
-    )
+    proc = run_cli(["show", "optim=slow_sgd", f"hydra.searchpath=[file://{tmp_path / 'cfgs'}]", "--yaml"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "lr: 0.001" in proc.stdout
 
@@ -181,9 +199,7 @@ def test_check_builds_everything_and_trains_one_batch_without_a_run_dir(tmp_path
     assert no_outputs(tmp_path)
 
 
-def test_check_stops_with_the_same_error_the_run_hits(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_check_stops_with_the_same_error_the_run_hits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process (torch loads once): the dry run and Run.setup fail with the same message."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     from trainkit.check import dry_run
@@ -201,9 +217,7 @@ def test_check_stops_with_the_same_error_the_run_hits(
     assert no_outputs(tmp_path)
 
     # Where the run would die inside the model's forward, check names the module that broke.
-    with pytest.raises(
-        ConfigError, match=r"in module 'hidden\.0\.0' \(Linear\): mat1 and mat2 shapes cannot be multiplied"
-    ):
+    with pytest.raises(ConfigError, match=r"in module 'hidden\.0\.0' \(Linear\): mat1 and mat2 shapes cannot be multiplied"):
         dry_run(["model.in_shape=[32]", "device=cpu"])
     facts = dry_run(["device=cpu", "data.batch_size=16"])
     assert facts["input_shape"] == [16, 1, 8, 8] and facts["output_shape"] == [16, 10]
@@ -255,9 +269,7 @@ def test_plot_compares_the_jobs_of_a_sweep_in_one_figure(tmp_path: Path) -> None
 
     from trainkit.plot import plot, run_label
 
-    assert plot([str(sweep / "0"), str(sweep / "1")], str(tmp_path / "sgd_vs_adam.png")) == [
-        tmp_path / "sgd_vs_adam.png"
-    ]
+    assert plot([str(sweep / "0"), str(sweep / "1")], str(tmp_path / "sgd_vs_adam.png")) == [tmp_path / "sgd_vs_adam.png"]
     read_png(tmp_path / "sgd_vs_adam.png")
 
     assert run_label(sweep / "1", {"trainer.epochs=3"}) == "optim=adam"
@@ -318,9 +330,7 @@ def test_bash_completion_script_completes_trainkit_train(tmp_path: Path) -> None
         """
     )
     env = cli_env(PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}")
-    proc = subprocess.run(
-        ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
-    )
+    proc = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     replies = [line for line in proc.stdout.splitlines() if line.startswith("REPLY:")]
     assert "-F hydra_bash_completion trainkit" in proc.stdout
@@ -372,9 +382,7 @@ def api_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
         print("RESULT " + json.dumps({{"summary": summary, "metrics": metrics, "error": error}}))
         """
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=300
-    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return cwd, json.loads(proc.stdout.split("RESULT ", 1)[1])
 
@@ -398,17 +406,13 @@ def test_python_train_runs_what_the_cli_runs_and_returns_the_summary(api_run: tu
 
 def test_example_project_trains_its_own_model_and_data_in_one_command(tmp_path: Path) -> None:
     project = tmp_path / "spirals"
-    shutil.copytree(
-        REPO / "examples" / "spirals", project, ignore=shutil.ignore_patterns("outputs", "__pycache__")
-    )
+    shutil.copytree(REPO / "examples" / "spirals", project, ignore=shutil.ignore_patterns("outputs", "__pycache__"))
     readme = (project / "README.md").read_text()
     command = "PYTHONPATH=. trainkit train --config-dir configs experiment=spirals"
     assert command in readme
     env = cli_env()
     env["PYTHONPATH"] = os.pathsep.join([".", env["PYTHONPATH"]])
-    proc = run_cli(
-        ["train", "--config-dir", "configs", "experiment=spirals", "trainer.progress=none"], project, env=env
-    )
+    proc = run_cli(["train", "--config-dir", "configs", "experiment=spirals", "trainer.progress=none"], project, env=env)
     assert proc.returncode == 0, proc.stderr + proc.stdout[-2000:]
     (run_dir,) = run_dirs(project / "outputs")
     summary = load_summary(run_dir)
