@@ -250,9 +250,9 @@ def test_plot_writes_a_png_of_the_curves_into_the_run_dir(api_run: tuple[Path, d
 def write_fake_run(run: Path, overrides: list[str], lr: float, acc: list[float]) -> None:
     (run / ".hydra").mkdir(parents=True)
     (run / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
-    lines = ["epoch,step,lr,train_loss,train_acc,val_loss,val_acc,train_time_s,train_samples_per_s"]
+    lines = ["epoch,step,lr,train_loss,train_acc,val_loss,val_acc,train_time_s,train_samples_per_s,val_note"]
     for e, a in enumerate(acc, start=1):
-        lines.append(f"{e},{e * 20},{lr},{1 - a},{a - 0.02},{1.1 - a},{a},0.1,9000.0")
+        lines.append(f"{e},{e * 20},{lr},{1 - a},{a - 0.02},{1.1 - a},{a},0.1,9000.0,text")
     (run / "metrics.csv").write_text("\n".join(lines) + "\n")
 
 
@@ -267,7 +267,9 @@ def test_plot_compares_the_jobs_of_a_sweep_in_one_figure(tmp_path: Path) -> None
     assert image.shape[1] > 2 * image.shape[0]
     assert not (sweep / "0" / "curves.png").exists()
 
-    from trainkit.plot import plot, run_label
+    from trainkit.plot import _load, panels, plot, run_label
+
+    assert panels(_load(sweep / "0")) == ["loss", "acc", "lr"]  # timing and text columns are no curves
 
     assert plot([str(sweep / "0"), str(sweep / "1")], str(tmp_path / "sgd_vs_adam.png")) == [tmp_path / "sgd_vs_adam.png"]
     read_png(tmp_path / "sgd_vs_adam.png")

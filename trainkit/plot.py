@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from trainkit.errors import TrainkitError
-from trainkit.loggers import read_metrics
 
 METRICS_FILE = "metrics.csv"
 # Columns that are bookkeeping, not curves worth a panel of their own.
@@ -39,6 +38,8 @@ def panels(rows: list[dict[str, Any]]) -> list[str]:
                 metric = key[len(prefix) :]
                 if metric.endswith(("_s", "_per_s")) or metric in names:
                     continue
+                if all(r.get(key) is None for r in rows):
+                    continue  # a text column, or one never filled
                 names.append(metric)
     names.sort(key=lambda m: m != "loss")  # stable: the rest keep their column order
     if rows and "lr" in rows[0]:
@@ -71,8 +72,7 @@ def _pyplot() -> Any:
         import matplotlib
     except ImportError:
         raise TrainkitError(
-            "trainkit plot needs matplotlib, which is not installed; "
-            "install it with: pip install 'trainkit[plot]'"
+            "trainkit plot needs matplotlib, which is not installed; install it with: pip install 'trainkit[plot]'"
         ) from None
     matplotlib.use("Agg")  # files only: works without a display
     import matplotlib.pyplot as plt
@@ -81,17 +81,28 @@ def _pyplot() -> Any:
 
 
 def _series(rows: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
-    xs = [r["epoch"] for r in rows if r.get(key) is not None]
+    xs = [int(r["epoch"]) for r in rows if r.get(key) is not None]
     ys = [r[key] for r in rows if r.get(key) is not None]
     return xs, ys
 
 
-def _load(run: Path) -> list[dict[str, Any]]:
+def _number(value: str | None) -> float | None:
     try:
-        rows = read_metrics(run / METRICS_FILE)
-    except (OSError, KeyError, ValueError) as exc:
+        return float(value) if value not in (None, "") else None
+    except ValueError:
+        return None  # a column that is not a number (a logger's text column) is not a curve
+
+
+def _load(run: Path) -> list[dict[str, Any]]:
+    """metrics.csv as rows of numbers; rows without an epoch are skipped."""
+    import csv
+
+    try:
+        with (run / METRICS_FILE).open(newline="") as f:
+            rows = [{k: _number(v) for k, v in row.items() if k is not None} for row in csv.DictReader(f)]
+    except (OSError, csv.Error) as exc:
         raise TrainkitError(f"cannot read {run / METRICS_FILE}: {exc}") from exc
-    return rows
+    return [r for r in rows if r.get("epoch") is not None]
 
 
 def plot_run(run: Path, out: Path | None = None) -> Path:
@@ -173,16 +184,12 @@ def plot(paths: list[str], out: str | None = None) -> list[Path]:
     dirs = [Path(p) for p in paths]
     for d in dirs:
         if not d.is_dir():
-            raise TrainkitError(
-                f"{d} is not a directory; give a run directory (outputs/DATE/TIME) or a sweep directory"
-            )
+            raise TrainkitError(f"{d} is not a directory; give a run directory (outputs/DATE/TIME) or a sweep directory")
     runs: list[Path] = []
     for d in dirs:
         found = find_runs(d)
         if not found:
-            raise TrainkitError(
-                f"no {METRICS_FILE} in {d} or below; is it a trainkit run or sweep directory?"
-            )
+            raise TrainkitError(f"no {METRICS_FILE} in {d} or below; is it a trainkit run or sweep directory?")
         runs += [r for r in found if r not in runs]
     if len(runs) == 1:
         return [plot_run(runs[0], Path(out) if out else None)]
