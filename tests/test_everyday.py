@@ -195,6 +195,7 @@ def test_check_builds_everything_and_trains_one_batch_without_a_run_dir(tmp_path
     assert "classifier.3         Linear         -> [32, 10]" in out
     assert "CrossEntropyLoss: [32, 10] float32 vs [32] int64 ->" in out
     assert "estimated epoch" in out and "KiB on cpu" in out
+    assert "memory   batch 8.2 KiB, activations ~" in out  # 32 * (64 * 4 + 8) bytes
     assert "check passed" in out
     assert no_outputs(tmp_path)
 

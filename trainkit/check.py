@@ -59,6 +59,7 @@ class ShapeTrace:
         self.entered: list[tuple[str, nn.Module]] = []
         self.handles = []
         self.max_depth = max_depth
+        self.activation_bytes = 0  # outputs of leaf modules: roughly what backward keeps alive
         for name, module in model.named_modules():
             if not name:
                 continue
@@ -75,6 +76,8 @@ class ShapeTrace:
         def hook(module: nn.Module, args: Any, out: Any) -> None:
             if self.entered and self.entered[-1][0] == name:
                 self.entered.pop()
+            if torch.is_tensor(out) and next(module.children(), None) is None:
+                self.activation_bytes += out.element_size() * out.numel()
             if name.count(".") < self.max_depth:
                 self.rows.append((name, type(module).__name__, describe_tensor(out)))
 
@@ -165,24 +168,25 @@ def dry_run(overrides: list[str], user_config_dir: str | None = None) -> dict[st
             if i == 0:
                 trace.remove()
                 say(
-                    f"[bold]model[/]    {type(model).__name__}: {n_params:,} parameters "
-                    f"({trainable:,} trainable)",
+                    f"[bold]model[/]    {type(model).__name__}: {n_params:,} parameters ({trainable:,} trainable)",
                     highlight=False,
                 )
                 for name, kind, shape in trace.rows:
                     say(f"           {name:<20} {kind:<14} -> {shape}", highlight=False, markup=False)
+                say(
+                    f"[bold]memory[/]   batch {human_bytes(batch_bytes)}, activations ~"
+                    f"{human_bytes(trace.activation_bytes)} (leaf module outputs), parameters "
+                    f"{human_bytes(sum(p.element_size() * p.numel() for p in model.parameters()))}",
+                    highlight=False,
+                )
                 task.check_batch(model, criterion, val_batch)
                 task.check_output(out, batch[1])
             loss, _ = task.step(model, criterion, batch)
             if not math.isfinite(float(loss.detach())):
-                raise TrainkitError(
-                    f"the loss of the first batch is {float(loss.detach())}; check the data and optim.lr"
-                )
+                raise TrainkitError(f"the loss of the first batch is {float(loss.detach())}; check the data and optim.lr")
             loss.backward()
             grads = [p.grad for p in model.parameters() if p.grad is not None]
-            grad_norm = (
-                float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))) if grads else 0.0
-            )
+            grad_norm = float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))) if grads else 0.0
             optimizer.step()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
@@ -216,15 +220,14 @@ def dry_run(overrides: list[str], user_config_dir: str | None = None) -> dict[st
         f"{int(cfg.trainer.epochs)} epochs ~{human_seconds(epoch_s * int(cfg.trainer.epochs))}",
         highlight=False,
     )
-    say(
-        "[green]check passed[/]: this config builds and trains; no run directory was written", highlight=False
-    )
+    say("[green]check passed[/]: this config builds and trains; no run directory was written", highlight=False)
     return {
         "parameters": n_params,
         "trainable_parameters": trainable,
         "input_shape": list(batch[0].shape),
         "output_shape": list(out.shape),
         "batch_bytes": batch_bytes,
+        "activation_bytes": trace.activation_bytes,
         "step_s": step_s,
         "epoch_s_estimate": epoch_s,
         "loss": float(loss.detach()),
