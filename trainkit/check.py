@@ -210,13 +210,15 @@ def dry_run(overrides: list[str], user_config_dir: str | None = None) -> dict[st
         highlight=False,
     )
     step_s = times[-1]
-    epoch_s = step_s * batches
+    val_s = _eval_seconds(model, val_batch, device, dtype)
+    val_batches = len(data.val)
+    epoch_s = step_s * batches + val_s * val_batches
     peak = ""
     if device.type == "cuda":
         peak = f", peak device memory {human_bytes(torch.cuda.max_memory_allocated(device))}"
     say(
         f"[bold]time[/]     {human_seconds(step_s)} per training step{peak}; estimated epoch "
-        f"~{human_seconds(epoch_s)} ({batches} steps, validation not included), "
+        f"~{human_seconds(epoch_s)} ({batches} steps + {val_batches} validation batches), "
         f"{int(cfg.trainer.epochs)} epochs ~{human_seconds(epoch_s * int(cfg.trainer.epochs))}",
         highlight=False,
     )
@@ -233,6 +235,24 @@ def dry_run(overrides: list[str], user_config_dir: str | None = None) -> dict[st
         "loss": float(loss.detach()),
         "shapes": trace.rows,
     }
+
+
+def _eval_seconds(model: nn.Module, batch: tuple[Any, ...], device: torch.device, dtype: Any) -> float:
+    """Time of one validation forward (the second of two, the first warms up)."""
+    model.eval()
+    elapsed = 0.0
+    with torch.inference_mode():
+        for _ in range(2):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            with torch.autocast(device.type, dtype=dtype) if dtype is not None else _null():
+                model(batch[0])
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            elapsed = time.perf_counter() - start
+    model.train()
+    return elapsed
 
 
 def _null() -> Any:
