@@ -150,13 +150,25 @@ def plan(spec: str, overrides: list[str]) -> ResumePlan:
     from trainkit import checkpoint as ckpt_io
     from trainkit.config import validate
 
+    from trainkit.errors import CheckpointError
+    from trainkit.security import allowed_prefixes, check_stored_config
+
     run_dir, ckpt_path = locate(spec)
-    ckpt = ckpt_io.load(ckpt_path)
+    try:
+        ckpt = ckpt_io.load(ckpt_path)
+    except CheckpointError as exc:  # a torn or corrupt last.pt: the one it replaced, if kept
+        previous = ckpt_io.previous_path(ckpt_path)
+        if not previous.is_file():
+            raise
+        print(f"trainkit: {exc}; resuming from {previous} instead", file=sys.stderr)
+        ckpt_path, ckpt = previous, ckpt_io.load(previous)
     stored = ckpt.get("config")
     if not isinstance(stored, dict):
         raise TrainkitError(f"checkpoint '{ckpt_path}' carries no config, so the run cannot be continued")
     cfg = OmegaConf.create(stored)
     cfg = apply_overrides(cfg, overrides)
+    # The stored config is what will be instantiated: only allowed _target_s (trainkit.security).
+    check_stored_config(cfg, allowed_prefixes(), source=f"the config stored in checkpoint '{ckpt_path}'")
     validate(cfg)
     done = int(ckpt.get("epoch", 0)) + (1 if ckpt.get("batch_in_epoch") else 0)
     if int(cfg.trainer.epochs) < done:
