@@ -149,7 +149,6 @@ def plan(spec: str, overrides: list[str]) -> ResumePlan:
     """Check a `resume=` request and build its config: the checkpoint's, plus the safe overrides."""
     from trainkit import checkpoint as ckpt_io
     from trainkit.config import validate
-
     from trainkit.errors import CheckpointError
     from trainkit.security import allowed_prefixes, check_stored_config
 
