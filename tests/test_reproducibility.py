@@ -394,3 +394,22 @@ def test_runs_started_together_never_share_a_directory(tmp_path: Path) -> None:
     dirs = run_dirs(tmp_path / "outputs")
     assert len(dirs) == 2
     assert sorted(json.loads((d / "record.json").read_text())["seed"] for d in dirs) == [1, 2]
+
+
+def test_resume_falls_back_to_the_previous_checkpoint_and_refuses_foreign_code(reference: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from trainkit.resume import plan
+
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    assert (run / "checkpoints" / "last.prev.pt").is_file()
+    (run / "checkpoints" / "last.pt").write_bytes(b"torn")
+    resumed = plan(str(run), [])
+    assert resumed.ckpt.name == "last.prev.pt" and resumed.run_dir == run.resolve()
+
+    ckpt = torch.load(run / "checkpoints" / "last.prev.pt", weights_only=True)
+    ckpt["config"]["model"]["_target_"] = "os.system"
+    torch.save(ckpt, run / "checkpoints" / "last.pt")
+    with pytest.raises(TrainkitError, match="os.system"):
+        plan(str(run), [])
