@@ -283,14 +283,14 @@ class TensorBoardLogger(Logger):
 class MLflowLogger(Logger):
     """One MLflow run per trainkit run: params (flattened config), metrics per step and epoch, test results.
 
-    The default store is local: `mlruns/mlflow.db` (SQLite) with artifacts in `mlruns/artifacts`, under the
-    directory you launch from, so `mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db` shows every run
-    with no server running. (MLflow 3 put its plain-folder store in maintenance mode and refuses it by
-    default, so SQLite is the local store it supports.)
+    The default store is MLflow's own local default, in the directory you launch from: `mlflow.db` (SQLite)
+    for the runs and `mlruns/` for the artifacts, so a plain `mlflow ui` there shows every run with no server
+    to start first. (MLflow 3 put the plain-folder `./mlruns` store in maintenance mode and refuses it unless
+    MLFLOW_ALLOW_FILE_STORE=true; SQLite is the local store it supports.)
     """
 
-    def __init__(self, run_dir: str | Path, experiment_name: str = "trainkit", save_dir: str = "mlruns",
-                 tracking_uri: str | None = None, run_name: str | None = None, log_artifacts: bool = True) -> None:
+    def __init__(self, run_dir: str | Path, experiment_name: str = "trainkit", tracking_uri: str | None = None,
+                 run_name: str | None = None, log_artifacts: bool = True) -> None:
         from trainkit.errors import TrainkitError
 
         if not _has_module("mlflow"):
@@ -301,13 +301,11 @@ class MLflowLogger(Logger):
         uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
         artifact_location = None
         if not uri:
-            store = Path(save_dir).resolve()
-            store.mkdir(parents=True, exist_ok=True)
             for module in ("sqlalchemy", "alembic"):
                 if not _has_module(module):
                     raise TrainkitError(missing_extra("mlflow", "mlflow", module) + " (the local SQLite store needs it)")
-            uri = f"sqlite:///{(store / 'mlflow.db').as_posix()}"
-            artifact_location = (store / "artifacts").as_uri()
+            uri = f"sqlite:///{Path('mlflow.db').resolve().as_posix()}"
+            artifact_location = Path("mlruns").resolve().as_uri()
         self.uri = uri
         import logging
 

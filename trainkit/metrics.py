@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -201,8 +202,8 @@ def compute_report(
     values = {k: m.compute() for k, m in metrics.items()}
     values = {k: v.detach().cpu() for k, v in values.items()}  # the one host read
     for k, v in values.items():
-        if not k.startswith("_"):
-            report["metrics"][k] = float(v)
+        if not k.startswith("_"):  # a number the task already gave (loss, acc) stays exactly as in summary.json
+            report["metrics"].setdefault(k, float(v))
     confusion = values.get("_confusion")
     if kind in ("multiclass", "binary") and confusion is not None:
         width = confusion.shape[0]
@@ -281,8 +282,11 @@ def print_report(report: Mapping[str, Any], title: str) -> None:
 
 
 def write_report(path: Path, report: Mapping[str, Any]) -> None:
+    """Indented JSON with each list of numbers (a confusion-matrix row) on one line, written atomically."""
+    text = json.dumps(report, indent=2)
+    text = re.sub(r"\[\s*(-?[\d.]+(?:,\s*-?[\d.]+)*)\s*\]", lambda m: "[" + re.sub(r",\s*", ", ", m.group(1)) + "]", text)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.write_text(text + "\n")
     os.replace(tmp, path)
 
 
