@@ -108,6 +108,10 @@ def cmd_train(args: list[str]) -> int:
     if not info_only:
         overrides, config_dir, multirun = _split_flags(args)
         preflight(overrides, config_dir, multirun)
+        if "RANK" in os.environ and "WORLD_SIZE" in os.environ:  # torchrun: one run dir for all ranks
+            from trainkit.distributed import torchrun_hydra_args
+
+            args = torchrun_hydra_args(args, overrides, config_dir, multirun)
     return run_hydra(args)
 
 

@@ -297,12 +297,21 @@ def write_test_report(run: Any, test_metrics: Mapping[str, float]) -> dict[str, 
     if not s.get("enabled", True):
         return {}
     loop = run.loop
+    # Under DDP every rank measures its shard and torchmetrics' compute() gathers the states, so all ranks
+    # run this; only rank 0 prints and writes.
+    dist = getattr(run, "dist", None)
     report = compute_report(
         run.raw_model, run.data.test, run.task, run.criterion, run.device,
         autocast=loop.autocast if loop.dtype is not None else None,
         cfg_metrics=s, task_metrics=test_metrics,
         class_names=cfg.data.get("class_names") if cfg.get("data") is not None else None,
     )
+    if dist is not None and dist.world_size > 1:
+        from trainkit.distributed import all_reduce_sums
+
+        report["samples"] = all_reduce_sums({}, int(report["samples"]))[1]
+        if not dist.is_main:
+            return report
     report = {"split": "test", "checkpoint": "checkpoints/best.pt", "epoch": run.state.best_epoch, **report,
               "settings": {k: s[k] for k in ("top_k", "average", "threshold")}}
     print_report(report, f"test report (best epoch {run.state.best_epoch}, {report['samples']} samples)")

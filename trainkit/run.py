@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import trainkit
 from trainkit import checkpoint as ckpt_io
+from trainkit import distributed
 from trainkit.build import (
     autocast_dtype,
     build_loss,
@@ -91,6 +92,8 @@ class Run:
         self.start = time.perf_counter()
         self.loggers: list[Logger] = []
         self.device: torch.device | None = None
+        self.dist = distributed.info()
+        self.stop: distributed.StopSignal | None = None
         self.early_stopping: EarlyStopping | None = early_stopping_from_config(cfg.trainer)
         self.stop_epoch: int | None = None
 
@@ -98,18 +101,20 @@ class Run:
     def setup(self) -> None:
         cfg = self.cfg
         validate(cfg)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.ckpt_dir.mkdir(exist_ok=True)
-        (self.run_dir / "cmd.txt").write_text(shlex.join(["trainkit", "train", *sys.argv[1:]]) + "\n")
+        self.dist = dist = distributed.setup_run(cfg, self.run_dir)  # torchrun/SLURM: one group, one run dir
+        if dist.is_main:  # only rank 0 writes into the run directory
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.ckpt_dir.mkdir(exist_ok=True)
+            (self.run_dir / "cmd.txt").write_text(shlex.join(["trainkit", "train", *sys.argv[1:]]) + "\n")
         seed_everything(int(cfg.seed))
         if cfg.trainer.get("deterministic"):
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
-        self.device = device = resolve_device(cfg)
+        self.device = device = dist.device or resolve_device(cfg)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = not cfg.trainer.get("deterministic")
-        self.data: Data = build_data(cfg, device)
+        self.data: Data = build_data(cfg, device, dist.rank, dist.world_size)
         self.task = build_task(cfg)
         model = build_model(cfg).to(device)
         self.criterion = build_loss(cfg).to(device)
@@ -121,7 +126,12 @@ class Run:
         self.scheduler, self.interval = build_scheduler(cfg, self.optimizer, steps_per_epoch)
         dtype = autocast_dtype(cfg, device)
         scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
-        train_model = torch.compile(model) if cfg.trainer.get("compile") else model
+        strategy = str(cfg.trainer.get("strategy", "auto"))
+        train_model, fallback = distributed.wrap_model(model, device, strategy)
+        train_model = torch.compile(train_model) if cfg.trainer.get("compile") else train_model
+        if dist.world_size > 1:  # a signal on any rank stops all ranks at the same step
+            every = 1 if dist.backend == "gloo" else int(cfg.trainer.log_every_n_steps)
+            self.stop = distributed.StopSignal(every).install()
         self.loop = Loop(
             model=train_model,
             criterion=self.criterion,
@@ -136,12 +146,17 @@ class Run:
             accumulate=int(cfg.trainer.accumulate),
             log_every=int(cfg.trainer.log_every_n_steps),
             progress=str(cfg.trainer.progress),
+            is_main=dist.is_main,
         )
+        if self.stop is not None:
+            self.loop.should_stop = self.stop.check
         self.state = LoopState()
-        self.loggers = [CSVLogger(self.run_dir)]
-        self.start_loggers(model)
+        self.loggers = [CSVLogger(self.run_dir)] if dist.is_main else []
+        if dist.is_main:
+            self.start_loggers(model)
         n_params = count_parameters(model)
-        (self.run_dir / "model.txt").write_text(f"{model}\n\nparameters: {n_params:,}\n")
+        if dist.is_main:
+            (self.run_dir / "model.txt").write_text(f"{model}\n\nparameters: {n_params:,}\n")
         say(f"trainkit {trainkit.__version__}  run dir: {self.run_dir}")
         for line in describe_config(cfg, self.choices):
             say(line)
@@ -149,6 +164,12 @@ class Run:
         say(f"parameters: {n_params:,}   device: {device}   precision: {cfg.device.precision}   "
             f"data: train {self.data.sizes['train']}, val {self.data.sizes['val']}, test {self.data.sizes['test']} "
             f"({self.data.loader_kind} loader)")
+        if dist.enabled:
+            bs = int(cfg.data.batch_size)
+            say(f"distributed: {dist.world_size} processes ({dist.backend}), data.batch_size={bs} "
+                f"per process, global batch {bs * dist.world_size}")
+        if fallback:
+            say(fallback, style="yellow")
 
     def start_loggers(self, model: torch.nn.Module) -> None:
         """Build the `logger=` entries, hand them the config and graph, and hook the loop's log interval."""
@@ -209,11 +230,12 @@ class Run:
             s.best_value, s.best_epoch = value, int(row["epoch"])
         for logger in self.loggers:
             logger.log_epoch(row)
-        payload = self.checkpoint_payload()
-        ckpt_io.atomic_save(payload, self.ckpt_dir / "last.pt")
-        if better:
-            ckpt_io.atomic_save(payload, self.ckpt_dir / "best.pt")
-        self.check_early_stop(value, int(row["epoch"]))
+        if self.dist.is_main:  # every rank holds the same weights and metrics; rank 0 writes them
+            payload = self.checkpoint_payload()
+            ckpt_io.atomic_save(payload, self.ckpt_dir / "last.pt")
+            if better:
+                ckpt_io.atomic_save(payload, self.ckpt_dir / "best.pt")
+        self.check_early_stop(value, int(row["epoch"]))  # every rank sees the same global metrics: same decision
         parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}"]
         parts += [f"train {k[6:]} {row[k]:.3f}" for k in row if k.startswith("train_") and k not in
                   ("train_loss", "train_time_s", "train_samples_per_s")]
@@ -231,11 +253,12 @@ class Run:
         es = self.early_stopping
         if es is None:
             return
-        if es.seen == 0 and epoch > 1 and (self.run_dir / "metrics.csv").is_file():  # resumed: replay earlier epochs
+        resumed = es.seen == 0 and epoch > 1 and (self.run_dir / "metrics.csv").is_file()
+        if resumed and self.dist.is_main:  # replay the epochs before the resume from rank 0's metrics.csv
             monitor = str(self.cfg.trainer.monitor)
             es.replay(float(r[monitor]) for r in read_metrics(self.run_dir / "metrics.csv")
                       if r["epoch"] < epoch and r.get(monitor) is not None)
-        if es.update(value):
+        if distributed.any_rank(es.update(value)):  # all ranks stop at the same epoch
             self.stop_epoch = epoch
             self.state.stop = True
 
@@ -243,8 +266,12 @@ class Run:
         cfg = self.cfg
         epochs = int(cfg.trainer.epochs)
         fit(self.loop, self.data.train, self.data.val, self.state, epochs, str(cfg.trainer.monitor), self.on_epoch_end)
-        best = ckpt_io.load(self.ckpt_dir / "best.pt")
-        self.raw_model.load_state_dict(best["model"])
+        if self.stop is not None and self.stop.stopped:
+            self.interrupted()
+        if self.dist.is_main:
+            best = ckpt_io.load(self.ckpt_dir / "best.pt")
+            self.raw_model.load_state_dict(best["model"])
+        distributed.broadcast_module(self.raw_model)  # the other ranks get best.pt's weights from rank 0
         test = evaluate(self.loop, self.data.test)
         say(f"test (best epoch {self.state.best_epoch}): {fmt_metrics(test)}", style="bold")
         report = write_test_report(self, test)
@@ -252,8 +279,9 @@ class Run:
         summary.update({f"test_{k}": v for k, v in test.items()})
         for key, value in summary_numbers(report).items():
             summary.setdefault(key, value)
-        write_json(self.run_dir / "summary.json", summary)
-        self.log_summary(summary)
+        if self.dist.is_main:
+            write_json(self.run_dir / "summary.json", summary)
+            self.log_summary(summary)
         say(f"run dir: {self.run_dir}")
         return summary
 
@@ -269,7 +297,7 @@ class Run:
             "steps": s.step,
             "wall_time_s": time.perf_counter() - self.start,
             "seed": int(self.cfg.seed),
-            "world_size": 1,
+            "world_size": self.dist.world_size,
             "device": str(self.device) if self.device is not None else None,
             "precision": str(self.cfg.device.precision),
             "run_dir": str(self.run_dir),
@@ -285,6 +313,8 @@ class Run:
 
     def fail(self, error: BaseException) -> None:
         """Leave a summary that says the run failed and why (sweeps and reports show it)."""
+        if not self.dist.is_main or getattr(self, "_stopped", False):
+            return
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             summary = self.summary("failed", f"{type(error).__name__}: {error}")
@@ -300,9 +330,24 @@ class Run:
             except Exception as exc:  # a failing sink must not hide the run's result or its error
                 say(f"{type(logger).__name__}: could not log the summary: {exc}", style="yellow")
 
+    def interrupted(self) -> None:
+        """A signal stopped all ranks at one step: rank 0 saves last.pt and summary; all exit 128+signal."""
+        assert self.stop is not None
+        self._stopped = True
+        if self.dist.is_main:
+            ckpt_io.atomic_save(self.checkpoint_payload(), self.ckpt_dir / "last.pt")
+            write_json(self.run_dir / "summary.json", self.summary("interrupted"))
+        say(f"stopped by signal {self.stop.received or 'on another rank'} at epoch {self.state.epoch + 1}, "
+            f"step {self.state.step}; saved {self.ckpt_dir / 'last.pt'}", style="yellow")
+        distributed.barrier()  # no rank leaves before last.pt is on disk
+        raise SystemExit(self.stop.exit_code)
+
     def close(self) -> None:
         for logger in self.loggers:
             logger.close()
+        if self.stop is not None:
+            self.stop.restore()
+        distributed.cleanup()
 
 
 def train(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -> dict[str, Any]:
