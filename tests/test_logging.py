@@ -81,6 +81,7 @@ def test_tensorboard_with_csv_early_stopping_and_test_report(trained_run: Path, 
     assert "test report (best epoch 2, 359 samples)" in proc.stdout and "confusion matrix" in proc.stdout
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside mlflow's own SQLAlchemy store
 def test_mlflow_run_lands_in_local_store(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 

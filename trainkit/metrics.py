@@ -39,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "confusion_matrix": True,
 }
 
-#: above this many classes the terminal shows no confusion matrix (the JSON still has it)
+#: above this many classes the terminal shows no confusion matrix or per-class table (the JSON has them)
 MAX_PRINTED_CLASSES = 20
 
 
@@ -256,7 +256,11 @@ def print_report(report: Mapping[str, Any], title: str) -> None:
     log.info("%s: %s", title, ", ".join(f"{k} {v:.4f}" for k, v in report.get("metrics", {}).items()
                                          if isinstance(v, float)))
     per_class = report.get("per_class")
-    if per_class:
+    if per_class and len(per_class) > MAX_PRINTED_CLASSES:
+        worst = sorted(per_class, key=lambda r: r["accuracy"])[:5]
+        console.print(f"per class: {len(per_class)} classes in test_report.json; lowest accuracy: "
+                      + ", ".join(f"{r['class']} {r['accuracy']:.4f}" for r in worst), markup=False)
+    elif per_class:
         pc = Table(title="per class", title_justify="left")
         cols = [c for c in per_class[0] if c != "class"]
         pc.add_column("class")
