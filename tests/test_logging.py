@@ -266,6 +266,20 @@ def test_multilabel_report_exact_match_and_per_label() -> None:
     assert r2["metrics"]["exact_match"] == pytest.approx(3 / 4)
 
 
+def test_a_task_can_derive_its_report_targets() -> None:
+    class EvenOdd:  # multilabel targets made from class ids inside the task, as a task may do
+        name = "multilabel"
+
+        def report_batch(self, model: nn.Module, batch: tuple) -> tuple:
+            y = batch[1]
+            return model(batch[0]), torch.stack([y % 2 == 0, y > 4], dim=1).long()
+
+    ids = torch.tensor([0, 7, 4, 9, 2, 5])
+    logits = torch.stack([ids % 2 == 0, ids > 4], dim=1).float() * 4 - 2  # always right
+    r = _report(EvenOdd(), logits, ids, nn.BCEWithLogitsLoss())
+    assert r["metrics"]["exact_match"] == 1.0 and len(r["per_class"]) == 2
+
+
 def test_tasks_without_a_metric_family_keep_their_own_metrics() -> None:
     r = _report(Named("triplets"), torch.zeros(6, 2), torch.zeros(6))
     assert r["metrics"] == {"loss": 0.5} and "no torchmetrics metrics for task=triplets" in r["note"]

@@ -9,7 +9,8 @@ training, over the test split with the best weights loaded, and measures what on
 - regression: MAE, MSE, RMSE, R2
 
 Which family applies is chosen by the task's `name` (or a `report_kind` attribute on a custom task). Other
-tasks get a report with their own test metrics only. Settings live under `metrics:` in the config.
+tasks get a report with their own test metrics only. A task whose targets are not simply `batch[1]` can
+define `report_batch(model, batch) -> (outputs, targets)`. Settings live under `metrics:` in the config.
 """
 
 from __future__ import annotations
@@ -173,6 +174,7 @@ def compute_report(
     if kind is None:
         report["note"] = f"no torchmetrics metrics for task={report['task']}; the report holds the task's own test metrics"
         return report
+    report_batch = getattr(task, "report_batch", None)
     was_training = model.training
     model.eval()
     metrics: dict[str, Any] | None = None
@@ -181,8 +183,11 @@ def compute_report(
         for batch in loader:
             batch = tuple(t.to(device, non_blocking=True) for t in batch)
             with autocast() if autocast is not None else contextlib.nullcontext():
-                out = model(batch[0])
-            prepared = prepare(kind, out, batch[1], criterion)
+                if report_batch is not None:  # a task that derives its targets (e.g. multilabel from class ids)
+                    out, y = report_batch(model, batch)
+                else:
+                    out, y = model(batch[0]), batch[1]
+            prepared = prepare(kind, out, y, criterion)
             if isinstance(prepared, str):
                 report["note"] = f"torchmetrics metrics skipped for task={report['task']}: {prepared}"
                 return report
