@@ -34,8 +34,10 @@ SAFE_KEYS = (
     "data.pin_memory",
     "data.persistent_workers",
     "data.multiprocessing_context",
+    "trainer.early_stopping.patience",
+    "trainer.early_stopping.min_delta",
 )
-SAFE_GROUPS = ("logger",)
+SAFE_GROUPS = ("logger", "metrics")  # where metrics go; which test metrics are reported
 
 
 class RunInterrupted(Exception):
