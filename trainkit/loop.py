@@ -75,12 +75,22 @@ def _to_device(batch: tuple[torch.Tensor, ...], device: torch.device) -> tuple[t
     return tuple(t.to(device, non_blocking=True) for t in batch)
 
 
+def _resident(loader: Any, device: torch.device) -> bool:
+    """True when the loader's batches already live on `device` (in-memory loader): no per-step .to()."""
+    tensors = getattr(loader, "tensors", None)
+    return bool(tensors) and all(t.device == device for t in tensors)
+
+
 def _add(sums: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> None:
+    # One in-place add per statistic. Integer sums (counts) stay int64: exact, and no per-step
+    # dtype conversion; float sums accumulate in float64 so a long epoch loses no precision.
     for key, value in new.items():
         if key in sums:
             sums[key].add_(value)
+        elif value.is_floating_point():
+            sums[key] = value.detach().to(torch.float64, copy=True)
         else:
-            sums[key] = value.detach().to(torch.float64).clone()
+            sums[key] = value.detach().clone()
 
 
 def read_sums(sums: dict[str, torch.Tensor], count: int) -> dict[str, float]:
@@ -88,7 +98,7 @@ def read_sums(sums: dict[str, torch.Tensor], count: int) -> dict[str, float]:
     if not sums:
         return {"count": float(count)}
     keys = list(sums)
-    values = torch.stack([sums[k].reshape(()) for k in keys]).tolist()
+    values = torch.stack([sums[k].reshape(()).to(torch.float64) for k in keys]).tolist()
     out = dict(zip(keys, values))
     out["count"] = float(count)
     return out
@@ -108,10 +118,13 @@ def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epoch
     bar = EpochProgress(loop.progress, epoch + 1, epochs, batches, enabled=loop.is_main)
     last_logged = {k: v.clone() for k, v in sums.items() if k == "loss"}
     last_count = count
+    move = not _resident(loader, loop.device)
+    closure_mode = loop.needs_closure
     try:
         for i, batch in enumerate(loader, start=start_batch):
-            batch = _to_device(batch, loop.device)
-            if loop.needs_closure:
+            if move:
+                batch = _to_device(batch, loop.device)
+            if closure_mode:
                 stats: dict[str, torch.Tensor] = {}
 
                 def closure(batch: tuple[torch.Tensor, ...] = batch, stats: dict[str, torch.Tensor] = stats) -> torch.Tensor:
@@ -192,8 +205,10 @@ def evaluate(loop: Loop, loader: Any) -> dict[str, float]:
     model.eval()
     sums: dict[str, torch.Tensor] = {}
     count = 0
+    move = not _resident(loader, loop.device)
     for batch in loader:
-        batch = _to_device(batch, loop.device)
+        if move:
+            batch = _to_device(batch, loop.device)
         with loop.autocast():
             _, stats = loop.task.step(model, loop.criterion, batch)
         _add(sums, stats)

@@ -1,0 +1,72 @@
+"""Shared helpers for the benchmark scripts: interleaved repetitions, medians, a ratio table.
+
+The machine these run on is often shared, so every script runs its contenders interleaved
+(A, B, C, A, B, C, ...) and reports the median of each with its spread, never a single best run.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run as `python benchmarks/x.py` from a checkout
+    sys.path.insert(0, str(REPO))
+
+
+def machine() -> str:
+    """One line naming the machine and library versions the numbers came from."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = ""
+    if hasattr(os, "getloadavg"):
+        load = "  load avg {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+            f"python {platform.python_version()}{load}")
+
+
+def interleave(
+    contenders: dict[str, Callable[[], float]], reps: int, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Call each contender in turn, `reps` rounds (after `warmup` unrecorded rounds); collect its results."""
+    results: dict[str, list[float]] = {name: [] for name in contenders}
+    for r in range(warmup + reps):
+        for name, fn in contenders.items():
+            value = fn()
+            if r >= warmup:
+                results[name].append(value)
+        if r >= warmup:
+            line = "  ".join(f"{n} {v[-1]:,.0f}" for n, v in results.items())
+            print(f"  round {r - warmup + 1}/{reps}: {line}", flush=True)
+    return results
+
+
+def table(
+    results: dict[str, list[float]], unit: str, baselines: list[str], higher_is_better: bool = True
+) -> str:
+    """Median, spread (min..max as % of the median) and the ratio to the best baseline median."""
+    medians = {k: statistics.median(v) for k, v in results.items()}
+    pick = max if higher_is_better else min
+    best = pick(baselines, key=lambda k: medians[k])
+    width = max(len(k) for k in results) + 2
+    lines = [f"| {'contender':<{width}} | median {unit:>14} | spread (min..max) | x best baseline ({best}) |",
+             f"|{'-' * (width + 2)}|{'-' * 23}|{'-' * 19}|{'-' * (26 + len(best))}|"]
+    for name, values in results.items():
+        m = medians[name]
+        lo, hi = min(values), max(values)
+        spread = f"{(lo / m - 1) * 100:+.0f}%..{(hi / m - 1) * 100:+.0f}%" if m else "n/a"
+        ratio = m / medians[best] if higher_is_better else medians[best] / m
+        lines.append(f"| {name:<{width}} | {m:>21,.1f} | {spread:>17} | {ratio:>{24 + len(best)}.3f} |")
+    return "\n".join(lines)
