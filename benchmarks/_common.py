@@ -70,3 +70,25 @@ def table(
         ratio = m / medians[best] if higher_is_better else medians[best] / m
         lines.append(f"| {name:<{width}} | {m:>21,.1f} | {spread:>17} | {ratio:>{24 + len(best)}.3f} |")
     return "\n".join(lines)
+
+
+def write_fake_mnist(root: Path, n_train: int = 60000, n_test: int = 10000, seed: int = 0) -> Path:
+    """MNIST-shaped files in torchvision's raw idx layout (root/MNIST/raw/...), learnable, no download.
+
+    Each class lights a different 8x8 patch on top of noise, so a model's accuracy still means something.
+    """
+    import numpy as np
+
+    raw = Path(root) / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        images = rng.integers(0, 90, (n, 28, 28), dtype=np.uint8)
+        for c in range(10):
+            r, col = 2 + (c // 5) * 12, 1 + (c % 5) * 5
+            images[labels == c, r : r + 8, col : col + 5] = 230
+        header = np.array([2051, n, 28, 28], dtype=">i4").tobytes()
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(header + images.tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(np.array([2049, n], dtype=">i4").tobytes() + labels.tobytes())
+    return Path(root)

@@ -34,6 +34,7 @@ from trainkit.data import Data, build_data
 from trainkit.errors import ConfigError, TrainkitError
 from trainkit.loggers import CSVLogger, Logger
 from trainkit.loop import Loop, LoopState, evaluate, fit
+from trainkit.perf import peak_memory
 
 
 def seed_everything(seed: int) -> None:
@@ -140,9 +141,10 @@ class Run:
         for line in describe_config(cfg, self.choices):
             say(line)
         say(str(model))
+        why = self.data.info.get("loader_reason")
         say(f"parameters: {n_params:,}   device: {device}   precision: {cfg.device.precision}   "
             f"data: train {self.data.sizes['train']}, val {self.data.sizes['val']}, test {self.data.sizes['test']} "
-            f"({self.data.loader_kind} loader)")
+            f"({self.data.loader_kind} loader{': ' + why if why else ''})")
 
     def _check_data(self, model: torch.nn.Module) -> None:
         """Labels in range and shapes that fit, before the first step rather than mid-epoch."""
@@ -236,6 +238,7 @@ class Run:
         }
         if hasattr(self, "data"):
             out["data"] = {"sizes": self.data.sizes, "fingerprint": self.data.fingerprint, "loader": self.data.loader_kind}
+        out.update(peak_memory(self.device))
         if error is not None:
             out["error"] = error
         return out

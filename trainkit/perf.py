@@ -1,0 +1,36 @@
+"""Resource facts a run records: peak host memory (RSS) and peak device memory."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident set size in MiB (None where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        try:
+            import psutil
+
+            info = psutil.Process().memory_info()
+            return round(getattr(info, "peak_wset", info.rss) / 2**20, 1)
+        except Exception:
+            return None
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(rss / 2**20 if sys.platform == "darwin" else rss / 1024, 1)  # macOS: bytes, Linux: KiB
+
+
+def peak_device_mb(device: Any) -> float | None:
+    """Peak memory torch allocated on a CUDA device in MiB; None on CPU/MPS (RSS covers the CPU)."""
+    if device is None or getattr(device, "type", None) != "cuda":
+        return None
+    import torch
+
+    return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+
+
+def peak_memory(device: Any) -> dict[str, float | None]:
+    """The summary.json keys: peak_rss_mb, peak_gpu_mem_mb."""
+    return {"peak_rss_mb": peak_rss_mb(), "peak_gpu_mem_mb": peak_device_mb(device)}
