@@ -90,5 +90,6 @@ def write_fake_mnist(root: Path, n_train: int = 60000, n_test: int = 10000, seed
             images[labels == c, r : r + 8, col : col + 5] = 230
         header = np.array([2051, n, 28, 28], dtype=">i4").tobytes()
         (raw / f"{prefix}-images-idx3-ubyte").write_bytes(header + images.tobytes())
-        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(np.array([2049, n], dtype=">i4").tobytes() + labels.tobytes())
+        label_header = np.array([2049, n], dtype=">i4").tobytes()
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(label_header + labels.tobytes())
     return Path(root)

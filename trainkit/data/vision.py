@@ -15,7 +15,8 @@ def compose_transforms(specs: Any) -> Any:
     from hydra.utils import instantiate
     from torchvision.transforms import Compose
 
-    return Compose([instantiate(s) for s in specs])
+    # instantiate(cfg.data.dataset) is recursive, so the specs usually arrive already built.
+    return Compose([instantiate(s) if isinstance(s, dict) or hasattr(s, "_target_") else s for s in specs])
 
 
 def torchvision_dataset(
