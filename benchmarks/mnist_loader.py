@@ -46,7 +46,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="trainkit-mnist-"))
     write_fake_mnist(tmp / "data", args.n, max(args.n // 6, args.batch))
     overrides = ["data=mnist", f"data.root={tmp / 'data'}", "data.download=false", "model=mlp",
-                 "model.hidden=[256]", "optim=sgd", "optim.lr=0.01", "device=cpu", f"data.batch_size={args.batch}",
+                 "model.hidden=[256]", "optim=sgd", "optim.lr=0.01", "device=cpu",
+                 f"data.batch_size={args.batch}",
                  "trainer.progress=none", "trainer.epochs=1000000"]
 
     def build(extra: list[str], name: str) -> tuple[Run, float]:
@@ -96,7 +97,8 @@ def main() -> None:
     print(table(results, "samples/s", ["seeds_torchvision"]), flush=True)
     if not args.no_setup:
         fast = data_build.vision_tensors
-        data_build.vision_tensors = lambda ds, limit_bytes=None: None  # the per-sample preload, for comparison
+        # the per-sample preload, for comparison
+        data_build.vision_tensors = lambda ds, limit_bytes=None: None
         try:
             _, slow_setup = build([], "memory_per_sample_preload")
         finally:
