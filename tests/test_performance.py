@@ -176,3 +176,17 @@ def test_cli_run_records_peak_memory(tmp_path) -> None:  # type: ignore[no-untyp
     assert "(memory loader: auto: 0.5 MB fits data.memory_budget_mb=2048)" in proc.stdout
     summary = load_summary(run_dirs(tmp_path / "outputs")[0])
     assert summary["peak_rss_mb"] > 50 and summary["peak_gpu_mem_mb"] is None
+
+
+def test_digits_read_without_sklearn_match_load_digits() -> None:
+    """The default dataset skips `import sklearn` (start-up) yet yields exactly load_digits' values."""
+    from trainkit.data.bundled import sklearn_data_file
+
+    assert sklearn_data_file("digits.csv.gz") is not None  # read directly: no `import sklearn` on this path
+    from sklearn.datasets import load_digits
+
+    from trainkit.data.embedded import digits
+
+    ref, ds = load_digits(), digits()
+    assert torch.equal(ds.tensors[0], torch.tensor(ref.images, dtype=torch.float32).unsqueeze(1) / 16.0)
+    assert torch.equal(ds.tensors[1], torch.tensor(ref.target))

@@ -8,9 +8,9 @@ from torch.utils.data import TensorDataset
 
 def digits() -> TensorDataset:
     """scikit-learn's 8x8 digits as (N, 1, 8, 8) floats in [0, 1] and int64 labels."""
-    from sklearn.datasets import load_digits
+    from trainkit.data.bundled import digits_arrays  # sklearn's file, without importing sklearn
 
-    bunch = load_digits()
-    x = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    y = torch.tensor(bunch.target, dtype=torch.int64)
+    images, target = digits_arrays()
+    x = torch.tensor(images, dtype=torch.float32).unsqueeze(1) / 16.0
+    y = torch.tensor(target, dtype=torch.int64)
     return TensorDataset(x, y)
