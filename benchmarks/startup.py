@@ -1,4 +1,4 @@
-"""Start-up: how long `trainkit --help` takes, and where `trainkit train` spends the time before its first step.
+"""Start-up: how long `trainkit --help` takes, and where `trainkit train` spends its time before step one.
 
     python benchmarks/startup.py              # 5 interleaved rounds
     python benchmarks/startup.py --reps 9
@@ -40,7 +40,9 @@ def run_hydra(args):
         setup(self); marks.append(("Run.setup: model, optimizer, checks", time.time()))
     def BuildData(*a, **k):
         marks.append(("Run.setup: seeding, device", time.time()))
-        out = build_data(*a, **k); marks.append(("build_data: dataset, split, preload", time.time())); return out
+        out = build_data(*a, **k)
+        marks.append(("build_data: dataset, split, preload", time.time()))
+        return out
     def Step(self, *a, **k):
         out = step(self, *a, **k)
         if not hasattr(Step, "done"):
