@@ -190,3 +190,26 @@ def test_digits_read_without_sklearn_match_load_digits() -> None:
     ref, ds = load_digits(), digits()
     assert torch.equal(ds.tensors[0], torch.tensor(ref.images, dtype=torch.float32).unsqueeze(1) / 16.0)
     assert torch.equal(ds.tensors[1], torch.tensor(ref.target))
+
+
+def test_compile_without_a_cpp_compiler_trains_eagerly(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from trainkit import perf
+
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    model = nn.Linear(3, 2)
+    assert perf.compile_model(model, torch.device("cpu"), True) is model
+    assert "needs a C++ compiler" in capsys.readouterr().out
+    assert perf.compile_model(model, torch.device("cpu"), False) is model
+
+
+def test_channels_last_only_for_conv_nets_on_cuda() -> None:
+    from trainkit.loop import _to_device
+    from trainkit.perf import wants_channels_last
+
+    conv = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten())
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert wants_channels_last(conv, cuda) and not wants_channels_last(conv, cpu)
+    assert not wants_channels_last(nn.Linear(3, 2), cuda)
+    x, y = _to_device((torch.randn(2, 3, 5, 5), torch.zeros(2)), cpu, torch.channels_last)
+    assert x.is_contiguous(memory_format=torch.channels_last) and y.shape == (2,)

@@ -56,6 +56,7 @@ class Loop:
     is_main: bool = True
     on_step_end: Callable[[LoopState, dict[str, torch.Tensor]], None] | None = None
     should_stop: Callable[[], bool] = lambda: False
+    memory_format: torch.memory_format | None = None  # channels_last for conv nets on CUDA
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.dtype is None:
@@ -71,8 +72,13 @@ class Loop:
         return float(self.optimizer.param_groups[0]["lr"]) if self.optimizer is not None else float("nan")
 
 
-def _to_device(batch: tuple[torch.Tensor, ...], device: torch.device) -> tuple[torch.Tensor, ...]:
-    return tuple(t.to(device, non_blocking=True) for t in batch)
+def _to_device(
+    batch: tuple[torch.Tensor, ...], device: torch.device, memory_format: torch.memory_format | None = None
+) -> tuple[torch.Tensor, ...]:
+    out = tuple(t.to(device, non_blocking=True) for t in batch)
+    if memory_format is not None and out[0].dim() == 4:  # image batches follow the model's layout
+        out = (out[0].contiguous(memory_format=memory_format), *out[1:])
+    return out
 
 
 def _resident(loader: Any, device: torch.device) -> bool:
@@ -118,12 +124,12 @@ def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epoch
     bar = EpochProgress(loop.progress, epoch + 1, epochs, batches, enabled=loop.is_main)
     last_logged = {k: v.clone() for k, v in sums.items() if k == "loss"}
     last_count = count
-    move = not _resident(loader, loop.device)
+    move = not _resident(loader, loop.device) or loop.memory_format is not None
     closure_mode = loop.needs_closure
     try:
         for i, batch in enumerate(loader, start=start_batch):
             if move:
-                batch = _to_device(batch, loop.device)
+                batch = _to_device(batch, loop.device, loop.memory_format)
             if closure_mode:
                 stats: dict[str, torch.Tensor] = {}
 
@@ -205,10 +211,10 @@ def evaluate(loop: Loop, loader: Any) -> dict[str, float]:
     model.eval()
     sums: dict[str, torch.Tensor] = {}
     count = 0
-    move = not _resident(loader, loop.device)
+    move = not _resident(loader, loop.device) or loop.memory_format is not None
     for batch in loader:
         if move:
-            batch = _to_device(batch, loop.device)
+            batch = _to_device(batch, loop.device, loop.memory_format)
         with loop.autocast():
             _, stats = loop.task.step(model, loop.criterion, batch)
         _add(sums, stats)

@@ -34,3 +34,37 @@ def peak_device_mb(device: Any) -> float | None:
 def peak_memory(device: Any) -> dict[str, float | None]:
     """The summary.json keys: peak_rss_mb, peak_gpu_mem_mb."""
     return {"peak_rss_mb": peak_rss_mb(), "peak_gpu_mem_mb": peak_device_mb(device)}
+
+
+def compile_model(model: Any, device: Any, enabled: bool) -> Any:
+    """torch.compile the training model, or say why not and train eagerly (never a crash at step 1)."""
+    if not enabled:
+        return model
+    import os
+    import shutil
+
+    import torch
+
+    from trainkit.console import say
+
+    if not hasattr(torch, "compile"):
+        say("trainer.compile=true needs torch>=2.0; training without torch.compile", style="yellow")
+        return model
+    if device.type == "cpu":
+        compilers = (os.environ.get("CXX"), "g++", "c++", "clang++")
+        if not any(c and shutil.which(c) for c in compilers):
+            say("trainer.compile=true: torch.compile's CPU backend needs a C++ compiler (g++/clang++), none "
+                "was found; training without torch.compile", style="yellow")
+            return model
+        say("trainer.compile=true on the CPU: the first steps compile for tens of seconds and small models "
+            "often run slower than without it (docs/performance.md)", style="yellow")
+    return torch.compile(model)
+
+
+def wants_channels_last(model: Any, device: Any) -> bool:
+    """channels_last memory format for conv nets on CUDA (tensor cores read NHWC); never on the CPU."""
+    if getattr(device, "type", None) != "cuda":
+        return False
+    from torch import nn
+
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())

@@ -34,7 +34,7 @@ from trainkit.data import Data, build_data
 from trainkit.errors import ConfigError, TrainkitError
 from trainkit.loggers import CSVLogger, Logger
 from trainkit.loop import Loop, LoopState, evaluate, fit
-from trainkit.perf import peak_memory
+from trainkit.perf import compile_model, peak_memory, wants_channels_last
 
 
 def seed_everything(seed: int) -> None:
@@ -108,6 +108,9 @@ class Run:
         self.data: Data = build_data(cfg, device)
         self.task = build_task(cfg)
         model = build_model(cfg).to(device)
+        memory_format = torch.channels_last if wants_channels_last(model, device) else None
+        if memory_format is not None:
+            model = model.to(memory_format=memory_format)
         self.criterion = build_loss(cfg).to(device)
         self.task.check_criterion(self.criterion)
         self._check_data(model)
@@ -117,7 +120,7 @@ class Run:
         self.scheduler, self.interval = build_scheduler(cfg, self.optimizer, steps_per_epoch)
         dtype = autocast_dtype(cfg, device)
         scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
-        train_model = torch.compile(model) if cfg.trainer.get("compile") else model
+        train_model = compile_model(model, device, bool(cfg.trainer.get("compile")))
         self.loop = Loop(
             model=train_model,
             criterion=self.criterion,
@@ -132,6 +135,7 @@ class Run:
             accumulate=int(cfg.trainer.accumulate),
             log_every=int(cfg.trainer.log_every_n_steps),
             progress=str(cfg.trainer.progress),
+            memory_format=memory_format,
         )
         self.state = LoopState()
         self.loggers = [CSVLogger(self.run_dir)]
