@@ -56,19 +56,22 @@ def interleave(
 def table(
     results: dict[str, list[float]], unit: str, baselines: list[str], higher_is_better: bool = True
 ) -> str:
-    """Median, spread (min..max as % of the median) and the ratio to the best baseline median."""
+    """Median, spread, ratio of medians to the best baseline, and the median of per-round ratios.
+
+    The per-round ratio compares contenders that ran back to back in the same round, so it is less
+    sensitive to the machine's load drifting between rounds than the ratio of medians.
+    """
     medians = {k: statistics.median(v) for k, v in results.items()}
     pick = max if higher_is_better else min
     best = pick(baselines, key=lambda k: medians[k])
-    width = max(len(k) for k in results) + 2
-    lines = [f"| {'contender':<{width}} | median {unit:>14} | spread (min..max) | x best baseline ({best}) |",
-             f"|{'-' * (width + 2)}|{'-' * 23}|{'-' * 19}|{'-' * (26 + len(best))}|"]
+    lines = [f"| contender | median {unit} | spread (min..max) | x {best} (medians) | x {best} (per round) |",
+             "|---|---:|---:|---:|---:|"]
     for name, values in results.items():
         m = medians[name]
-        lo, hi = min(values), max(values)
-        spread = f"{(lo / m - 1) * 100:+.0f}%..{(hi / m - 1) * 100:+.0f}%" if m else "n/a"
+        spread = f"{(min(values) / m - 1) * 100:+.0f}%..{(max(values) / m - 1) * 100:+.0f}%" if m else "n/a"
+        pairs = [(v / b if higher_is_better else b / v) for v, b in zip(values, results[best], strict=True)]
         ratio = m / medians[best] if higher_is_better else medians[best] / m
-        lines.append(f"| {name:<{width}} | {m:>21,.1f} | {spread:>17} | {ratio:>{24 + len(best)}.3f} |")
+        lines.append(f"| {name} | {m:,.1f} | {spread} | {ratio:.3f} | {statistics.median(pairs):.3f} |")
     return "\n".join(lines)
 
 
