@@ -10,6 +10,7 @@ import os
 import platform
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +36,22 @@ def machine() -> str:
         load = "  load avg {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
             f"python {platform.python_version()}{load}")
+
+
+class Clock:
+    """Wall time and this thread's CPU time of a block.
+
+    With torch on one thread, the CPU time barely moves when other processes load the machine,
+    so it separates real overhead from noise; the wall time is what train_samples_per_s reports.
+    """
+
+    def __enter__(self) -> Clock:
+        self._wall, self._cpu = time.perf_counter(), time.thread_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self._wall
+        self.cpu = time.thread_time() - self._cpu
 
 
 def interleave(

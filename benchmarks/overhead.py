@@ -7,8 +7,9 @@
 Contenders (each trains its own copy of the same initial model, one epoch per round, interleaved):
   seeds_dataloader  DataLoader(TensorDataset(X, y), batch_size=64, shuffle=True) + the five lines
   hand_slicing      randperm, then X[idx], y[idx] slices + the five lines
-  trainkit          trainkit's Run (composed config, TensorLoader, Loop, fit) reading
-                    train_samples_per_s from the epoch row, exactly what metrics.csv records
+  trainkit          trainkit's Run (composed config, TensorLoader, Loop) timing one train_one_epoch
+                    exactly as fit() does for train_samples_per_s (what metrics.csv records)
+  trainkit_unfused  (--unfused) the same with +optim.fused=false: torch's default optimizer step
 
 The score is train samples per second over one epoch; the table prints medians and ratios.
 """
@@ -19,10 +20,9 @@ import argparse
 import copy
 import os
 import tempfile
-import time
 from pathlib import Path
 
-from _common import REPO, interleave, machine, table
+from _common import REPO, Clock, interleave, machine, table
 
 
 def make_tensors(n: int, shape: tuple[int, ...], classes: int, seed: int):  # type: ignore[no-untyped-def]
@@ -52,7 +52,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads for every contender")
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--only", default="", help="comma list of contenders to run (default: all)")
-    p.add_argument("--fused", action="store_true", help="also run trainkit with +optim.fused=true")
+    p.add_argument("--unfused", action="store_true",
+                   help="also run trainkit with +optim.fused=false (torch's default for-loop optimizer step)")
     p.add_argument("--profile", action="store_true",
                    help="instead of timing, count the aten ops per step of each contender (torch.profiler)")
     args = p.parse_args()
@@ -73,7 +74,7 @@ def main() -> None:
     from omegaconf import open_dict
 
     from trainkit.config import compose
-    from trainkit.loop import fit
+    from trainkit.loop import train_one_epoch
     from trainkit.run import Run
 
     tmp = Path(tempfile.mkdtemp(prefix="trainkit-bench-"))
@@ -94,13 +95,20 @@ def main() -> None:
         run.setup()
         return run
 
-    def epoch_fn(run: Run):  # type: ignore[no-untyped-def]
-        rows: list[dict] = []
+    cpu: dict[str, list[float]] = {}
 
+    def epoch_fn(run: Run, name: str):  # type: ignore[no-untyped-def]
         def trainkit_epoch() -> float:
+            # What fit() times for train_samples_per_s: set_epoch, then one train_one_epoch.
             state = run.state
-            fit(run.loop, run.data.train, run.data.val, state, state.epoch + 1, "val_loss", rows.append)
-            return float(rows[-1]["train_samples_per_s"])
+            run.data.train.set_epoch(state.epoch, 0)
+            with Clock() as c:
+                train_one_epoch(run.loop, run.data.train, state, state.epoch, state.epoch + 1)
+            state.epoch += 1
+            state.batch_in_epoch = 0
+            n = run.data.train.num_samples
+            cpu.setdefault(name, []).append(n / c.cpu)
+            return n / c.wall
 
         return trainkit_epoch
 
@@ -118,35 +126,38 @@ def main() -> None:
 
     def seeds_epoch() -> float:
         seeds_model.train()
-        t0 = time.perf_counter()
-        for xb, yb in seeds_loader:
-            out = seeds_model(xb)
-            loss = F.cross_entropy(out, yb)
-            seeds_opt.zero_grad()
-            loss.backward()
-            seeds_opt.step()
-        return len(x) / (time.perf_counter() - t0)
+        with Clock() as c:
+            for xb, yb in seeds_loader:
+                out = seeds_model(xb)
+                loss = F.cross_entropy(out, yb)
+                seeds_opt.zero_grad()
+                loss.backward()
+                seeds_opt.step()
+        cpu.setdefault("seeds_dataloader", []).append(len(x) / c.cpu)
+        return len(x) / c.wall
 
     hand_model, hand_opt = make_model()
 
     def hand_epoch() -> float:
         hand_model.train()
-        t0 = time.perf_counter()
-        perm = torch.randperm(len(x))
-        for i in range(0, len(x), args.batch):
-            idx = perm[i : i + args.batch]
-            out = hand_model(x[idx])
-            loss = F.cross_entropy(out, y[idx])
-            hand_opt.zero_grad()
-            loss.backward()
-            hand_opt.step()
-        return len(x) / (time.perf_counter() - t0)
+        with Clock() as c:
+            perm = torch.randperm(len(x))
+            for i in range(0, len(x), args.batch):
+                idx = perm[i : i + args.batch]
+                out = hand_model(x[idx])
+                loss = F.cross_entropy(out, y[idx])
+                hand_opt.zero_grad()
+                loss.backward()
+                hand_opt.step()
+        cpu.setdefault("hand_slicing", []).append(len(x) / c.cpu)
+        return len(x) / c.wall
 
-    contenders = {"seeds_dataloader": seeds_epoch, "hand_slicing": hand_epoch, "trainkit": epoch_fn(run)}
-    if args.fused:
-        fused = build_run(["+optim.fused=true"], "run_fused")
-        fused.raw_model.load_state_dict(init)
-        contenders["trainkit_fused"] = epoch_fn(fused)
+    contenders = {"seeds_dataloader": seeds_epoch, "hand_slicing": hand_epoch,
+                  "trainkit": epoch_fn(run, "trainkit")}
+    if args.unfused:
+        unfused = build_run(["+optim.fused=false"], "run_unfused")
+        unfused.raw_model.load_state_dict(init)
+        contenders["trainkit_unfused"] = epoch_fn(unfused, "trainkit_unfused")
     if args.only:
         contenders = {k: v for k, v in contenders.items() if k in args.only.split(",")}
     print(f"overhead: shape={args.shape} n={args.n} batch={args.batch} reps={args.reps} "
@@ -157,7 +168,10 @@ def main() -> None:
         return
     results = interleave(contenders, args.reps)
     baselines = [k for k in ("seeds_dataloader", "hand_slicing") if k in results] or list(results)
+    print("\nwall clock (what train_samples_per_s reports):")
     print(table(results, "samples/s", baselines))
+    print("\nthread CPU time (insensitive to other processes on the machine):")
+    print(table({k: cpu[k][-args.reps :] for k in results}, "samples/CPU-s", baselines))
 
 
 def profile(contenders: dict, steps: int) -> None:

@@ -213,3 +213,27 @@ def test_channels_last_only_for_conv_nets_on_cuda() -> None:
     assert not wants_channels_last(nn.Linear(3, 2), cuda)
     x, y = _to_device((torch.randn(2, 3, 5, 5), torch.zeros(2)), cpu, torch.channels_last)
     assert x.is_contiguous(memory_format=torch.channels_last) and y.shape == (2,)
+
+
+def test_fused_optimizer_kernel_is_the_default_unless_the_config_chooses() -> None:
+    from omegaconf import OmegaConf
+
+    from trainkit.perf import fused_default
+
+    mlp = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    for target in ("torch.optim.SGD", "torch.optim.Adam", "torch.optim.AdamW"):
+        assert fused_default(OmegaConf.create({"_target_": target, "lr": 0.1}), mlp) == {"fused": True}
+    for chosen in ({"fused": False}, {"foreach": True}, {"differentiable": True}):
+        assert fused_default(OmegaConf.create({"_target_": "torch.optim.SGD", **chosen}), mlp) == {}
+    assert fused_default(OmegaConf.create({"_target_": "torch.optim.LBFGS"}), mlp) == {}
+    sparse = nn.Sequential(nn.EmbeddingBag(10, 4, sparse=True), nn.Linear(4, 2))
+    assert fused_default(OmegaConf.create({"_target_": "torch.optim.SGD"}), sparse) == {}
+
+
+@pytest.mark.parametrize("optim", ["sgd", "adam"])
+def test_default_runs_train_with_the_fused_kernel(tmp_path, optim: str) -> None:  # type: ignore[no-untyped-def]
+    summary = train_in_process([f"optim={optim}", "trainer.epochs=2", "trainer.progress=none", "device=cpu"],
+                               tmp_path)
+    assert summary["status"] == "completed" and summary["test_acc"] > 0.8
+    state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)["optimizer"]
+    assert state["param_groups"][0]["fused"] is True

@@ -139,7 +139,9 @@ def build_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ConfigError("the model has no trainable parameters; check model._target_ and freezing options")
-    return instantiate_group("optim", cfg.optim, params)
+    from trainkit.perf import fused_default  # fused SGD/Adam/AdamW kernels unless the config chose
+
+    return instantiate_group("optim", cfg.optim, params, **fused_default(cfg.optim, model))
 
 
 def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> tuple[Any, str]:

@@ -163,7 +163,7 @@ def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epoch
                         loop.scaler.update()
                     else:
                         optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
+                    _zero_grad(optimizer)
                     _finish_step(loop, state)
             _add(sums, stats)
             count += len(batch[0])
@@ -187,6 +187,19 @@ def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epoch
     metrics = task.finalize(totals)
     _check_finite(metrics["loss"], epoch, state.step)
     return metrics
+
+
+def _zero_grad(optimizer: torch.optim.Optimizer) -> None:
+    """optimizer.zero_grad(set_to_none=True) minus its profiler record_function (~4% of a small MLP's step).
+
+    Only for optimizers that keep torch's zero_grad; one that overrides it gets its own.
+    """
+    if type(optimizer).zero_grad is not torch.optim.Optimizer.zero_grad:
+        optimizer.zero_grad(set_to_none=True)
+        return
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            p.grad = None
 
 
 def _finish_step(loop: Loop, state: LoopState) -> None:
