@@ -188,14 +188,14 @@ def choose_loader(
     mb = nbytes / 2**20
     size, budget = f"{mb:,.1f} MB" if mb < 100 else f"{mb:,.0f} MB", f"data.memory_budget_mb={budget_mb:g}"
     if requested == "dataloader":
-        return "dataloader", "data.loader=dataloader"
+        return "dataloader", "set by data.loader"
     if requested == "memory":
         if nbytes > budget_mb * 2**20:
             raise DataError(
                 f"data.loader=memory needs {size} but {budget}; "
                 "raise the budget or use data.loader=dataloader"
             )
-        return "memory", f"data.loader=memory, {size} of {budget}"
+        return "memory", f"set by data.loader, {size} of {budget}"
     if random_transforms:
         return "dataloader", "auto: the train transforms are random, so they run per sample"
     if nbytes > budget_mb * 2**20:
