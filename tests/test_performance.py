@@ -237,3 +237,18 @@ def test_default_runs_train_with_the_fused_kernel(tmp_path, optim: str) -> None:
     assert summary["status"] == "completed" and summary["test_acc"] > 0.8
     state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)["optimizer"]
     assert state["param_groups"][0]["fused"] is True
+
+
+def test_batched_cifar_preload_equals_the_per_sample_transforms() -> None:
+    """HWC colour images (CIFAR layout) become the same CHW floats ToTensor + Normalize give per sample."""
+    from torchvision import transforms
+    from torchvision.datasets import CIFAR10
+
+    ds = CIFAR10.__new__(CIFAR10)  # the in-memory arrays CIFAR10 loads from its files, without the files
+    ds.data = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    ds.targets = [i % 10 for i in range(40)]
+    ds.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.4, 0.5, 0.6), (0.2, 0.25, 0.3))])
+    ds.target_transform = None
+    x, y = vision_tensors(ds)
+    assert torch.equal(x, torch.stack([ds[i][0] for i in range(40)]))
+    assert torch.equal(y, torch.tensor(ds.targets))

@@ -156,8 +156,9 @@ def vision_tensors(ds: Dataset, limit_bytes: float | None = None) -> tuple[torch
         raise MemoryBudgetExceeded(need)
     if idx is not None:
         x = x.index_select(0, idx)
-    x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)  # ToTensor: HW or HWC -> CHW
-    x = x.to(torch.float32).div_(255).contiguous()
+    # ToTensor: HW or HWC -> CHW (reordered while still uint8: the float copy is the only big one)
+    x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2).contiguous()
+    x = x.to(torch.float32).div_(255)
     for t in steps[1:]:
         mean = torch.as_tensor(t.mean, dtype=x.dtype).view(-1, 1, 1)
         std = torch.as_tensor(t.std, dtype=x.dtype).view(-1, 1, 1)
