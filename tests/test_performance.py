@@ -135,6 +135,7 @@ def test_mnist_run_preloads_into_memory_and_says_so(tmp_path, capsys) -> None:  
     out = capsys.readouterr().out
     assert "(memory loader: auto: " in out and "fits data.memory_budget_mb=4096" in out
     assert summary["data"]["loader"] == "memory"
+    assert summary["data"]["loader_reason"].startswith("auto: ") and "fits data.memory_budget_mb" in summary["data"]["loader_reason"]
     assert summary["peak_rss_mb"] > 0 and summary["peak_gpu_mem_mb"] is None
     assert load_summary(tmp_path / "run")["peak_rss_mb"] == summary["peak_rss_mb"]
 

@@ -277,7 +277,8 @@ class Run:
             "versions": versions(),
         }
         if hasattr(self, "data"):
-            out["data"] = {"sizes": self.data.sizes, "fingerprint": self.data.fingerprint, "loader": self.data.loader_kind}
+            out["data"] = {"sizes": self.data.sizes, "fingerprint": self.data.fingerprint, "loader": self.data.loader_kind,
+                           "loader_reason": self.data.info.get("loader_reason")}
         out.update(peak_memory(self.device))
         if error is not None:
             out["error"] = error
