@@ -26,7 +26,7 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `python -m trainkit ARGS` in `cwd` and capture its output."""
+    """Run `python -m trainkit ARGS` (ARGS starts with the command, e.g. "train") in `cwd`."""
     return subprocess.run(
         [sys.executable, "-m", "trainkit", *args],
         cwd=cwd,
@@ -50,7 +50,7 @@ def load_summary(run_dir: Path) -> dict:
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One finished 2-epoch digits run, shared by the tests that only read its files."""
     cwd = tmp_path_factory.mktemp("trained")
-    proc = run_cli([*FAST], cwd)
+    proc = run_cli(["train", *FAST], cwd)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     (run_dir,) = run_dirs(cwd / "outputs")
     return run_dir

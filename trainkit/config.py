@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from trainkit.errors import ConfigError, suggest
+from trainkit.errors import ConfigError, closest
 
 GROUPS = ("data", "model", "loss", "optim", "scheduler", "device", "task", "trainer", "logger")
 
@@ -71,7 +71,7 @@ def group_options(group: str, user_config_dir: str | None = None) -> list[str]:
 
 def translate_hydra_error(exc: Exception, overrides: Sequence[str], user_config_dir: str | None) -> ConfigError:
     """Reword a Hydra/OmegaConf composition error as one line that names the key and the fix."""
-    text = str(exc)
+    text = _chain_text(exc)
     # Unknown option in a group: "Could not find 'optim/sgdd'" / "In 'train': Could not find 'optim/sgdd'".
     m = re.search(r"Could not find '([\w/.\-]+)/([\w.\-]+)'", text)
     if m:
@@ -79,12 +79,12 @@ def translate_hydra_error(exc: Exception, overrides: Sequence[str], user_config_
         choices = group_options(group, user_config_dir)
         if choices:
             return ConfigError(
-                f"unknown option '{option}' for config group '{group}'{suggest(option, choices)}; "
+                f"unknown option '{option}' for config group '{group}'{_hint(option, choices)}; "
                 f"choose one of: {', '.join(choices)} (see 'trainkit ls {group}')"
             )
     # Unknown key: "Could not override 'optim.lrr'. ... Key 'lrr' is not in struct".
-    m = re.search(r"Could not override '([^']+)'", text) or re.search(r"Could not append to config\. An item is already at '([^']+)'", text)
-    if m and "not in struct" in text:
+    m = re.search(r"Could not override '([^']+)'", text)
+    if m and ("not in struct" in text or "To append to your config" in text):
         return _unknown_key(m.group(1), overrides, user_config_dir)
     m = re.search(r"Key '([^']+)' is not in struct", text)
     if m:
@@ -111,8 +111,25 @@ def translate_hydra_error(exc: Exception, overrides: Sequence[str], user_config_
     return ConfigError(_first_line(text))
 
 
+def _hint(word: str, choices: Sequence[str]) -> str:
+    best = closest(word, choices)
+    return f" (did you mean '{best}'?)" if best else ""
+
+
 def _first_line(text: str) -> str:
-    return " ".join(line.strip() for line in text.strip().splitlines()[:2] if line.strip())
+    lines = [ln.strip() for ln in text.strip().splitlines()[:2] if ln.strip()]
+    return re.sub(r"\s*See https?://\S+ for details\.?", "", " ".join(lines))
+
+
+def _chain_text(exc: BaseException) -> str:
+    """The messages of an exception and its causes: Hydra puts the useful part in the cause."""
+    parts, seen = [], set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        parts.append(str(cur))
+        cur = cur.__cause__ or cur.__context__
+    return "\n".join(parts)
 
 
 def _unknown_key(key: str, overrides: Sequence[str], user_config_dir: str | None) -> ConfigError:
@@ -124,12 +141,11 @@ def _unknown_key(key: str, overrides: Sequence[str], user_config_dir: str | None
         cfg = compose(rest, user_config_dir=user_config_dir)
         node = OmegaConf.select(cfg, parent) if parent else cfg
         if isinstance(node, DictConfig):
-            known = [str(k) for k in node.keys()]
+            known = [str(k) for k in node]
     except ConfigError:
         pass
-    close = suggest(leaf, known)
-    if close:
-        best = close.split("'")[1]
+    best = closest(leaf, known)
+    if best:
         return ConfigError(f"unknown config key '{key}'; did you mean '{parent + '.' if parent else ''}{best}'?")
     where = f" under '{parent}'" if parent else ""
     listing = f"; known keys{where}: {', '.join(known)}" if known else ""

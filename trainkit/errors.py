@@ -51,6 +51,12 @@ def suggest(word: str, choices: Iterable[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The nearest choice to a misspelt word, or None."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def report(err: BaseException) -> int:
     """Print a user error as one line on stderr and return its exit code."""
     message = " ".join(str(err).split("\n")) if not isinstance(err, TrainkitError) else str(err)

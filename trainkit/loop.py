@@ -89,7 +89,7 @@ def read_sums(sums: dict[str, torch.Tensor], count: int) -> dict[str, float]:
         return {"count": float(count)}
     keys = list(sums)
     values = torch.stack([sums[k].reshape(()) for k in keys]).tolist()
-    out = dict(zip(keys, values))
+    out = dict(zip(keys, values, strict=True))
     out["count"] = float(count)
     return out
 

@@ -199,7 +199,7 @@ class Run:
                   ("train_loss", "train_time_s", "train_samples_per_s")]
         parts += [f"val loss {row['val_loss']:.4f}"]
         parts += [f"val {k[4:]} {row[k]:.3f}" for k in row if k.startswith("val_") and k != "val_loss"]
-        parts += [f"lr {row['lr']:.3g}", f"time {row['train_time_s']:.1f} sec", f"{row['train_samples_per_s']:,.0f} samples/s"]
+        parts += [f"lr {row['lr']:.3g}", f"time {row['train_time_s']:.2f} sec", f"{row['train_samples_per_s']:,.0f} samples/s"]
         say(", ".join(parts) + (" *" if better else ""))
 
     def train(self) -> dict[str, Any]:

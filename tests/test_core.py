@@ -1,0 +1,156 @@
+"""Issue 2: `trainkit train` / `trainkit eval` end to end, the run directory, seeds and errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import FAST, load_summary, run_cli, run_dirs
+
+TIME_COLUMNS = {"train_time_s", "train_samples_per_s"}
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_default_train_reaches_95_percent_on_digits(tmp_path: Path) -> None:
+    proc = run_cli(["train"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = run_dirs(tmp_path / "outputs")
+    summary = load_summary(run_dir)
+    assert summary["status"] == "completed"
+    assert summary["test_acc"] >= 0.95
+    assert summary["epochs"] == 20
+    # The user sees the seeds' per-epoch line, the test result and where the run went.
+    assert "epoch 20, loss" in proc.stdout and "val acc" in proc.stdout
+    assert "test (best epoch" in proc.stdout
+    assert str(run_dir.name) in proc.stdout
+
+
+def test_run_directory_layout(trained_run: Path) -> None:
+    parts = trained_run.relative_to(trained_run.parents[2]).parts
+    assert parts[0] == "outputs" and len(parts[1]) == 10 and len(parts[2]) == 8  # outputs/YYYY-MM-DD/HH-MM-SS
+    for name in (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", "train.log", "model.txt",
+                 "metrics.csv", "summary.json", "checkpoints/last.pt", "checkpoints/best.pt"):
+        assert (trained_run / name).is_file(), name
+    assert "parameters:" in (trained_run / "model.txt").read_text()
+    assert "epoch 2, loss" in (trained_run / "train.log").read_text()
+    rows = _rows(trained_run / "metrics.csv")
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    for col in ("epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "train_time_s", "train_samples_per_s"):
+        assert col in rows[0], col
+    assert float(rows[0]["lr"]) == 0.1
+    assert int(rows[1]["step"]) == 2 * int(rows[0]["step"])  # steps per epoch are constant
+    summary = load_summary(trained_run)
+    for key in ("test_loss", "test_acc", "best_epoch", "monitor", "best_value", "epochs", "wall_time_s", "seed",
+                "world_size", "versions", "device"):
+        assert key in summary, key
+    assert summary["monitor"] == "val_loss" and summary["world_size"] == 1 and summary["device"] == "cpu"
+    assert set(summary["versions"]) >= {"python", "torch", "trainkit"}
+    best_row = rows[summary["best_epoch"] - 1]
+    assert float(best_row["val_loss"]) == pytest.approx(summary["best_value"])
+    assert float(best_row["val_loss"]) == min(float(r["val_loss"]) for r in rows)
+
+
+def test_checkpoints_load_with_weights_only(trained_run: Path) -> None:
+    for name in ("last.pt", "best.pt"):
+        ckpt = torch.load(trained_run / "checkpoints" / name, weights_only=True)
+        for key in ("model", "optimizer", "scheduler", "epoch", "step", "config"):
+            assert key in ckpt, key
+        assert isinstance(ckpt["config"], dict)  # plain data, never a pickled DictConfig
+        assert ckpt["config"]["optim"]["lr"] == 0.1
+    last = torch.load(trained_run / "checkpoints" / "last.pt", weights_only=True)
+    assert last["epoch"] == 2
+
+
+def test_eval_rebuilds_model_from_checkpoint(trained_run: Path) -> None:
+    proc = run_cli(["eval", f"ckpt={trained_run}/checkpoints/best.pt"], trained_run)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((trained_run / "eval.json").read_text())
+    summary = load_summary(trained_run)
+    assert result["split"] == "test"
+    assert result["test_acc"] == pytest.approx(summary["test_acc"])
+    assert result["test_loss"] == pytest.approx(summary["test_loss"], rel=1e-5)
+    assert "test (" in proc.stdout
+    proc = run_cli(["eval", f"ckpt={trained_run}/checkpoints/best.pt", "split=val", "device=cpu"], trained_run)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((trained_run / "eval.json").read_text())
+    best_row = _rows(trained_run / "metrics.csv")[summary["best_epoch"] - 1]
+    assert result["split"] == "val"
+    assert result["val_acc"] == pytest.approx(float(best_row["val_acc"]))
+
+
+def test_same_seed_gives_identical_metrics(trained_run: Path, tmp_path: Path) -> None:
+    proc = run_cli(["train", *FAST], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (again,) = run_dirs(tmp_path / "outputs")
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in rows]  # noqa: E731
+    assert strip(_rows(again / "metrics.csv")) == strip(_rows(trained_run / "metrics.csv"))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optim=sgdd", "unknown option 'sgdd' for config group 'optim' (did you mean 'sgd'?); choose one of: adam,"),
+        ("optim.lrr=0.1", "unknown config key 'optim.lrr'; did you mean 'optim.lr'?"),
+        ("optim.lr=abc", "optim.lr='abc' must be a positive number"),
+        ("trainer.epochs=-1", "trainer.epochs=-1 must be an integer >= 1"),
+        ("data.batch_size=0", "data.batch_size=0 must be an integer >= 1"),
+        ("device.precision=8", "device.precision=8 must be one of"),
+        ("optim.lr=[1,2", "cannot parse override"),
+    ],
+)
+def test_config_errors_exit_2_with_one_line(tmp_path: Path, override: str, message: str) -> None:
+    proc = run_cli(["train", override], tmp_path)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "outputs").exists()  # refused before a run directory exists
+
+
+def test_debug_flag_shows_traceback(tmp_path: Path) -> None:
+    proc = run_cli(["train", "optim.lr=abc", "--debug"], tmp_path)
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr and "ConfigError" in proc.stderr
+
+
+def test_model_output_mismatch_names_both_shapes_and_keeps_run_dir(tmp_path: Path) -> None:
+    proc = run_cli(["train", "model.out_features=5", *FAST], tmp_path)
+    assert proc.returncode == 2
+    assert "the model outputs 5 classes but the data has 10" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    (run_dir,) = run_dirs(tmp_path / "outputs")
+    assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "train.log").is_file()
+    summary = load_summary(run_dir)
+    assert summary["status"] == "failed" and "the model outputs 5 classes" in summary["error"]
+
+
+def test_labels_out_of_range_are_refused_before_training(tmp_path: Path) -> None:
+    proc = run_cli(["train", "data.num_classes=5", *FAST], tmp_path)
+    assert proc.returncode == 2
+    assert "labels range over [0, 9] but must lie in [0, 5)" in proc.stderr
+    assert "epoch 1" not in proc.stdout
+
+
+def test_unknown_command_suggests(tmp_path: Path) -> None:
+    proc = run_cli(["trian"], tmp_path)
+    assert proc.returncode == 2 and "did you mean 'train'" in proc.stderr
+
+
+def test_overrides_reach_the_run(trained_run: Path, tmp_path: Path) -> None:
+    proc = run_cli(["train", "model=cnn", "optim=adam", "optim.lr=0.005", "trainer.epochs=1", "data.batch_size=32",
+                    "trainer.progress=plain"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = run_dirs(tmp_path / "outputs")
+    saved = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+    assert saved["model"]["_target_"] == "trainkit.models.CNN" and saved["optim"]["lr"] == 0.005
+    assert "Conv2d" in (run_dir / "model.txt").read_text()
+    rows = _rows(run_dir / "metrics.csv")
+    assert float(rows[0]["lr"]) == 0.005 and int(rows[0]["step"]) == -(-1259 // 32)
