@@ -107,7 +107,7 @@ class Run:
         self.data: Data = build_data(cfg, device)
         self.task = build_task(cfg)
         model = build_model(cfg).to(device)
-        self.criterion = build_loss(cfg).to(device)
+        self.criterion = build_loss(cfg, self.data).to(device)
         self.task.check_criterion(self.criterion)
         self._check_data(model)
         self.raw_model = model
@@ -311,7 +311,7 @@ def evaluate_checkpoint(ckpt_path: str, overrides: list[str], split: str = "test
     model = build_model(cfg)
     model.load_state_dict(ckpt["model"])
     model.to(device)
-    criterion = build_loss(cfg).to(device)
+    criterion = build_loss(cfg, data).to(device)
     loop = Loop(model=model, criterion=criterion, optimizer=None,
                 scheduler=None, interval="epoch", task=task, device=device, dtype=autocast_dtype(cfg, device))
     t0 = time.perf_counter()
