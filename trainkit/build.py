@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 from hydra.errors import InstantiationException
-from hydra.utils import get_class, get_method, instantiate
+from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from torch import nn
 
@@ -35,15 +35,13 @@ def _target_kwargs(group: str, node: DictConfig) -> dict[str, Any]:
 
 
 def _resolve_target(group: str, path: str) -> Any:
+    # get_method takes classes and functions alike (get_class logs an error for a function).
     try:
-        return get_class(path)
+        return get_method(path)
     except Exception:
-        try:
-            return get_method(path)
-        except Exception:
-            raise ConfigError(
-                f"{group}._target_={path} cannot be imported; check the spelling and that its package is installed"
-            ) from None
+        raise ConfigError(
+            f"{group}._target_={path} cannot be imported; check the spelling and that its package is installed"
+        ) from None
 
 
 def _check_signature(group: str, target: Any, kwargs: dict[str, Any], provided: tuple[str, ...] = ()) -> None:
@@ -73,7 +71,8 @@ def instantiate_group(group: str, node: DictConfig, *args: Any, **extra: Any) ->
     target = _resolve_target(group, str(target_path))
     _check_signature(group, target, {k: v for k, v in kwargs.items() if k != "_target_"}, tuple(extra))
     try:
-        return instantiate(kwargs, *args, **extra)
+        # _convert_=all: plain lists reach the target (a ListConfig in optimizer state breaks weights_only loads).
+        return instantiate(kwargs, *args, _convert_="all", **extra)
     except InstantiationException as exc:
         cause = exc.__cause__
         if isinstance(cause, TrainkitError):
