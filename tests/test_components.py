@@ -10,6 +10,8 @@ import copy
 import csv
 import json
 import math
+import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -448,3 +450,33 @@ def test_sequence_accuracy_decodes_greedily() -> None:
     best = torch.tensor([[0, 3, 3, 0, 3, 5, 0], [2, 2, 0, 0, 0, 0, 0]])  # "3 3 5" and "2"
     targets = torch.tensor([[3, 3, 5], [2, 4, 0]])
     assert int(Sequence().exact_matches(best, targets, torch.tensor([3, 2]))) == 1
+
+
+def _doc_commands() -> list[str]:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "components.md").read_text()
+    found = re.findall(r"`(trainkit train[^`]*)`", text)
+    found += [line.strip() for line in text.splitlines() if line.strip().startswith("trainkit train ")]
+    return sorted({c for c in found if "data=mnist" not in c})  # mnist needs its files (or a download)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", _doc_commands())
+def test_every_command_in_components_doc_trains_an_epoch(command: str, tmp_path: Path, monkeypatch) -> None:
+    """The docs' commands as written (plus trainer.epochs=1), with the user files they name made up here."""
+    from PIL import Image
+
+    from trainkit.data.embedded import digits
+
+    monkeypatch.chdir(tmp_path)
+    ds = digits()
+    torch.save({"x": ds.tensors[0][:300].clone(), "y": ds.tensors[1][:300].clone()}, "my_data.pt")
+    rows = ["a,b,c,species"] + [f"{i % 7},{i % 3},{(i * 5) % 11},{'setosa' if i % 2 else 'virginica'}" for i in range(60)]
+    Path("my_table.csv").write_text("\n".join(rows) + "\n")
+    for cls in ("ants", "bees"):
+        Path("my_images", cls).mkdir(parents=True)
+        for i in range(10):
+            Image.new("RGB", (20, 20), (i * 20, 100 if cls == "ants" else 0, 0)).save(f"my_images/{cls}/{i}.png")
+    args = shlex.split(command)[2:]
+    cfg = compose([*args, "trainer.epochs=1", "trainer.progress=none", "device=cpu"])
+    rows_out = fit_rows(cfg, tmp_path / "run")
+    assert math.isfinite(rows_out[0]["train_loss"])

@@ -53,15 +53,13 @@ class Task:
         name = type(criterion).__name__
         if self.losses and name not in self.losses and type(criterion).__module__.startswith("torch.nn"):
             fitting = ", ".join(LOSS_OPTIONS.get(loss, loss) for loss in self.losses)
-            homes = tasks_for_loss(name)
             option = LOSS_OPTIONS.get(name, name)
-            where = (
-                f"; loss={option} fits task={' or task='.join(homes)} (loss={option} alone picks it)"
-                if homes else ""
-            )
+            homes = tasks_for_loss(name)
+            where = f"; loss={option} fits task={' or task='.join(homes)}" if homes else ""
+            first = LOSS_OPTIONS.get(self.losses[0], self.losses[0])
             raise ConfigError(
-                f"loss={option} ({name}) does not fit task={self.name}; losses that fit task={self.name}: "
-                f"{fitting}{where}"
+                f"loss={option} ({name}) does not fit task={self.name}; losses that fit task={self.name}: {fitting}"
+                f"{where} (a loss picks its task by itself: loss={first} alone selects task={self.name})"
             )
 
     def check_batch(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> None:

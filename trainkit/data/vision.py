@@ -13,9 +13,11 @@ def compose_transforms(specs: Any) -> Any:
     if not specs:
         return None
     from hydra.utils import instantiate
+    from omegaconf import DictConfig
     from torchvision.transforms import Compose
 
-    return Compose([instantiate(s) for s in specs])
+    # Hydra's recursive instantiate of data.dataset may have built the transforms already.
+    return Compose([instantiate(s) if isinstance(s, (dict, DictConfig)) else s for s in specs])
 
 
 def torchvision_dataset(
