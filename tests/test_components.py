@@ -385,6 +385,12 @@ def test_weighted_sampler_balances_classes_and_repeats_under_the_seed() -> None:
     first = epoch_labels(0)
     assert 35 <= int(first.sum()) <= 65  # the 10% class drawn about half the time
     assert torch.equal(first, epoch_labels(0)) and not torch.equal(first, epoch_labels(1))
+    # The DataLoader path draws the same order (same function of seed and epoch).
+    from trainkit.data.loaders import TorchLoader
+
+    loader = TorchLoader(ds, 1000, True, False, seed=3, sample_weights=balanced_sample_weights(ds))
+    loader.set_epoch(0)
+    assert torch.equal(torch.cat([b[1] for b in loader]), first)
 
 
 def test_user_data_files_tensor_csv_and_image_folder(tmp_path: Path) -> None:

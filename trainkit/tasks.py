@@ -237,12 +237,20 @@ class Binary(Task):
 
 
 # Yes/no questions about a class index, for multilabel targets derived from a classification dataset.
-_PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97)
+
+
+def _is_prime(c: torch.Tensor) -> torch.Tensor:
+    out = c >= 2
+    for d in range(2, math.isqrt(max(int(c.max()), 1)) + 1):
+        out &= (c % d != 0) | (c == d)
+    return out
+
+
 LABEL_RULES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "even": lambda c: c % 2 == 0,
     "odd": lambda c: c % 2 == 1,
     "greater_than_4": lambda c: c > 4,
-    "prime": lambda c: torch.isin(c, torch.tensor(_PRIMES, device=c.device)),
+    "prime": _is_prime,
 }
 
 
@@ -268,12 +276,27 @@ class Multilabel(Task):
         super().__init__(len(labels))
         self.labels = labels
         self.metrics = ("acc", "label_acc", *(f"acc_{name}" for name in labels))
+        classes = torch.arange(self._TABLE_SIZE)
+        self._table = torch.stack([LABEL_RULES[name](classes) for name in labels], dim=1)
+        self._tables: dict[torch.device, torch.Tensor] = {}
+
+    _TABLE_SIZE = 1024  # class indices answered by a lookup table (one gather per step, no host copy)
 
     def targets(self, y: torch.Tensor) -> torch.Tensor:
         """(N, labels) booleans from class indices (or from 0/1 targets already 2-D)."""
         if y.dim() == 2:
             return y > 0
-        return torch.stack([LABEL_RULES[name](y) for name in self.labels], dim=1)
+        table = self._tables.get(y.device)
+        if table is None:
+            table = self._tables[y.device] = self._table.to(y.device)
+        return table[y.clamp(0, self._TABLE_SIZE - 1)]
+
+    def check_targets(self, y: torch.Tensor, split: str) -> None:
+        if y.dim() == 1 and (torch.is_floating_point(y) or int(y.min()) < 0 or int(y.max()) >= self._TABLE_SIZE):
+            raise DataError(
+                f"task=multilabel derives its labels from class indices in [0, {self._TABLE_SIZE}), but the {split} "
+                "labels are not such indices; give 2-D 0/1 targets instead"
+            )
 
     def step(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out = model(batch[0])
@@ -412,14 +435,13 @@ class Pairs(Task):
         else:
             loss = criterion(e1, e2, sign)
         with torch.no_grad():
-            sums = {"correct": ((cos.detach() > self.threshold) == same).sum(), "pairs": torch.tensor(
-                float(len(first)), device=emb.device)}
+            sums = {"correct": ((cos.detach() > self.threshold) == same).sum()}
         sums["loss"] = loss.detach() * len(y)
         return loss, sums
 
     def finalize(self, sums: dict[str, float]) -> dict[str, float]:
         metrics = super().finalize(sums)
-        metrics["acc"] = sums.get("correct", 0.0) / max(sums.get("pairs", 0.0), 1.0)
+        metrics["acc"] = sums.get("correct", 0.0) / max(2 * sums.get("count", 0.0), 1.0)  # 2 pairs per sample
         return metrics
 
     def check_output(self, out: torch.Tensor, y: torch.Tensor) -> None:
