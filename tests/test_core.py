@@ -154,3 +154,36 @@ def test_overrides_reach_the_run(trained_run: Path, tmp_path: Path) -> None:
     assert "Conv2d" in (run_dir / "model.txt").read_text()
     rows = _rows(run_dir / "metrics.csv")
     assert float(rows[0]["lr"]) == 0.005 and int(rows[0]["step"]) == -(-1259 // 32)
+
+
+def _write_fake_mnist(root: Path, n_train: int = 120, n_test: int = 40) -> None:
+    """Tiny MNIST files in torchvision's raw idx layout (no network): digit k drawn as a bright row k."""
+    import struct
+
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    g = torch.Generator().manual_seed(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = torch.arange(n) % 10
+        images = (torch.rand(n, 28, 28, generator=g) * 40).to(torch.uint8)
+        for i, k in enumerate(labels.tolist()):
+            images[i, 2 + 2 * k] = 255
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, n, 28, 28) + images.numpy().tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, n) + labels.to(torch.uint8).numpy().tobytes())
+
+
+def test_torchvision_mnist_from_files_on_disk(tmp_path: Path) -> None:
+    _write_fake_mnist(tmp_path / "mnist")
+    proc = run_cli(["train", "data=mnist", f"data.root={tmp_path / 'mnist'}", "data.download=false", "trainer.epochs=3",
+                    "data.batch_size=16", "trainer.progress=plain"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = load_summary(run_dirs(tmp_path / "outputs")[0])
+    assert summary["data"]["sizes"] == {"train": 108, "val": 12, "test": 40}
+    assert summary["test_acc"] > 0.5  # the bright row gives the class away
+
+
+def test_missing_torchvision_files_say_where_to_put_them(tmp_path: Path) -> None:
+    proc = run_cli(["train", "data=mnist", f"data.root={tmp_path / 'nowhere'}", "data.download=false"], tmp_path)
+    assert proc.returncode == 2
+    assert "MNIST files not found under" in proc.stderr and "data.download=false" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -40,7 +40,8 @@ def _resolve_target(group: str, path: str) -> Any:
         return get_method(path)
     except Exception:
         raise ConfigError(
-            f"{group}._target_={path} cannot be imported; check the spelling and that its package is installed"
+            f"{group}._target_={path} cannot be imported; check the spelling and that its package is installed "
+            "(for a module of your own, run from its folder with PYTHONPATH=.)"
         ) from None
 
 

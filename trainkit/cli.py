@@ -20,6 +20,10 @@ commands:
   train   train a model          trainkit train model=cnn optim=adam optim.lr=1e-3 trainer.epochs=5
                                  trainkit train -m optim=sgd,adam optim.lr=0.1,0.01   (a sweep)
   eval    evaluate a checkpoint  trainkit eval ckpt=outputs/DATE/TIME/checkpoints/best.pt [split=val]
+  ls      list config groups     trainkit ls            trainkit ls optim
+  show    print the config       trainkit show model=cnn optim=adam
+  check   dry-run one batch      trainkit check data=mnist model=cnn
+  plot    plot training curves   trainkit plot outputs/DATE/TIME   trainkit plot outputs/multirun/DATE/TIME
 
 options:
   --debug        show the full traceback of an error (or set TRAINKIT_DEBUG=1)
@@ -37,6 +41,7 @@ Compose configs/train.yaml with the overrides (Hydra syntax) and train.
   -m / --multirun     sweep every combination                -m optim=sgd,adam optim.lr=0.1,0.01
   --config-dir DIR    add your own config groups             --config-dir my_configs model=my_net
   --cfg job           print the composed config and exit (Hydra)
+  -sc install=bash    tab completion: put eval "$(trainkit train -sc install=bash)" in ~/.bashrc
 
 examples:
   trainkit train
@@ -108,6 +113,10 @@ def cmd_train(args: list[str]) -> int:
     if not info_only:
         overrides, config_dir, multirun = _split_flags(args)
         preflight(overrides, config_dir, multirun)
+        if "RANK" in os.environ and "WORLD_SIZE" in os.environ:  # torchrun: one run dir for all ranks
+            from trainkit.distributed import torchrun_hydra_args
+
+            args = torchrun_hydra_args(args, overrides, config_dir, multirun)
     return run_hydra(args)
 
 
@@ -181,9 +190,144 @@ def cmd_eval(args: list[str]) -> int:
     return 0
 
 
+LS_HELP = """usage: trainkit ls [GROUP] [--config-dir DIR]
+
+List every config group, its options and each option's one-line description (the header
+comment of its YAML file). '*' marks the default; options from --config-dir are marked.
+
+examples:
+  trainkit ls
+  trainkit ls optim
+  trainkit ls model --config-dir my_configs
+"""
+
+SHOW_HELP = """usage: trainkit show [overrides...] [--config-dir DIR] [--yaml]
+
+Compose the config exactly as `trainkit train` would and print it as a tree, without training
+(nothing is built and no run directory is made). A bad key or value exits 2 with the error a
+run would give. --yaml prints plain YAML instead (also: `trainkit train ... --cfg job`).
+
+examples:
+  trainkit show
+  trainkit show model=cnn optim=adam optim.lr=3e-4
+  trainkit show experiment=mnist_cnn --yaml
+"""
+
+CHECK_HELP = """usage: trainkit check [overrides...] [--config-dir DIR]
+
+A real dry run: build the data, model, loss, optimizer and scheduler of the run these overrides
+describe, push one training batch forward and backward, print the shapes at each boundary, the
+parameter count, the batch's memory and an estimated epoch time, then exit. A mismatch stops
+with the same error the run would hit (exit 2). No run directory is written.
+
+examples:
+  trainkit check
+  trainkit check model=cnn data.batch_size=256
+  trainkit check --config-dir my_configs model=my_net data=my_data
+"""
+
+PLOT_HELP = """usage: trainkit plot RUN_DIR [RUN_DIR ...] [--out FILE]
+
+Plot loss, accuracy (every metric in metrics.csv) and lr over epochs. One run directory:
+curves.png inside it. Several run directories, or a sweep directory: one comparison figure
+(comparison.png in the sweep directory, or in the current directory for several runs; --out
+sets the file). Needs matplotlib: pip install 'trainkit[plot]'.
+
+examples:
+  trainkit plot outputs/2026-11-22/14-03-11
+  trainkit plot outputs/multirun/2026-11-22/15-00-00
+  trainkit plot outputs/2026-11-22/14-03-11 outputs/2026-11-22/14-10-42 --out sgd_vs_adam.png
+"""
+
+
+def _wants_help(args: list[str], text: str) -> bool:
+    if any(a in ("-h", "--help") for a in args):
+        print(text)
+        return True
+    return False
+
+
+def cmd_ls(args: list[str]) -> int:
+    if _wants_help(args, LS_HELP):
+        return 0
+    from trainkit.catalog import list_groups, split_config_dir
+
+    rest, user_dir, flags = split_config_dir(args)
+    if flags:
+        raise TrainkitError(f"unknown option '{flags[0]}' for ls; see 'trainkit ls --help'")
+    if len(rest) > 1:
+        raise TrainkitError(f"ls takes at most one group, got: {' '.join(rest)}; e.g. trainkit ls optim")
+    print(list_groups(rest[0] if rest else None, user_dir), end="")
+    return 0
+
+
+def cmd_show(args: list[str]) -> int:
+    if _wants_help(args, SHOW_HELP):
+        return 0
+    from trainkit.catalog import show, split_config_dir
+
+    rest, user_dir, flags = split_config_dir(args)
+    unknown = [f for f in flags if f != "--yaml"]
+    if unknown:
+        raise TrainkitError(f"unknown option '{unknown[0]}' for show; see 'trainkit show --help'")
+    show(rest, user_dir, as_yaml="--yaml" in flags)
+    return 0
+
+
+def cmd_check(args: list[str]) -> int:
+    if _wants_help(args, CHECK_HELP):
+        return 0
+    from trainkit.catalog import split_config_dir
+
+    rest, user_dir, flags = split_config_dir(args)
+    if flags:
+        raise TrainkitError(f"unknown option '{flags[0]}' for check; see 'trainkit check --help'")
+    from trainkit.check import dry_run
+
+    dry_run(rest, user_dir)
+    return 0
+
+
+def cmd_plot(args: list[str]) -> int:
+    if _wants_help(args, PLOT_HELP):
+        return 0
+    out: str | None = None
+    dirs: list[str] = []
+    it = iter(args)
+    for a in it:
+        if a == "--out":
+            out = next(it, None)
+            if out is None:
+                raise TrainkitError("--out needs a file name: --out comparison.png")
+        elif a.startswith("--out="):
+            out = a.split("=", 1)[1]
+        elif a.startswith("-"):
+            raise TrainkitError(f"unknown option '{a}' for plot; see 'trainkit plot --help'")
+        else:
+            dirs.append(a)
+    if not dirs:
+        raise TrainkitError("plot needs a run or sweep directory: trainkit plot outputs/DATE/TIME")
+    from trainkit.plot import plot
+
+    for path in plot(dirs, out):
+        print(f"wrote {path}")
+    return 0
+
+
+def complete(args: list[str]) -> int:
+    """Answer bash's completion query for `trainkit <cmd> ...` (see trainkit.completion)."""
+    from trainkit.completion import query
+
+    return query(args, run_hydra)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": cmd_train,
     "eval": cmd_eval,
+    "ls": cmd_ls,
+    "show": cmd_show,
+    "check": cmd_check,
+    "plot": cmd_plot,
 }
 
 
@@ -199,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] in ("--version", "-V", "version"):
         print(f"trainkit {__version__}")
         return 0
+    if any(a in ("-sc", "--shell-completion") or a.startswith("--shell-completion=") for a in args[:2]):
+        # `trainkit -sc ...` (what the bash script calls) or `trainkit train -sc ...`
+        return complete(args)
     cmd, rest = args[0], args[1:]
     handler = COMMANDS.get(cmd)
     try:

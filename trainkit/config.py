@@ -214,6 +214,7 @@ RULES: dict[str, Check] = {
     "trainer.progress": _one_of("auto", "rich", "plain", "none"),
     "trainer.compile": _bool,
     "trainer.deterministic": _bool,
+    "trainer.strategy": _one_of("auto", "ddp", "dp"),
     "data.batch_size": _int(1),
     "data.eval_batch_size": _int(1),
     "data.num_workers": _int(0),

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from trainkit.console import EpochProgress
+from trainkit.distributed import all_reduce_sums, info
 from trainkit.errors import TrainingDiverged
 
 
@@ -164,7 +165,7 @@ def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epoch
                 break
     finally:
         bar.close()
-    totals = read_sums(sums, count)
+    totals = read_sums(*all_reduce_sums(sums, count))  # every rank gets the global averages
     metrics = task.finalize(totals)
     _check_finite(metrics["loss"], epoch, state.step)
     return metrics
@@ -199,7 +200,7 @@ def evaluate(loop: Loop, loader: Any) -> dict[str, float]:
         _add(sums, stats)
         count += len(batch[0])
     model.train(was_training)
-    return loop.task.finalize(read_sums(sums, count))
+    return loop.task.finalize(read_sums(*all_reduce_sums(sums, count)))
 
 
 def fit(
@@ -224,6 +225,7 @@ def fit(
             return
         val = evaluate(loop, val_loader)
         samples = int(train_loader.num_samples) if hasattr(train_loader, "num_samples") else 0
+        samples *= info().world_size  # throughput of the whole run, not of one rank
         row: dict[str, Any] = {"epoch": epoch + 1, "step": state.step, "lr": lr}
         row.update({f"train_{k}": v for k, v in train.items()})
         row.update({f"val_{k}": v for k, v in val.items()})

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import trainkit
 from trainkit import checkpoint as ckpt_io
+from trainkit import distributed
 from trainkit.build import (
     autocast_dtype,
     build_loss,
@@ -88,23 +89,27 @@ class Run:
         self.start = time.perf_counter()
         self.loggers: list[Logger] = []
         self.device: torch.device | None = None
+        self.dist = distributed.info()
+        self.stop: distributed.StopSignal | None = None
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
         cfg = self.cfg
         validate(cfg)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.ckpt_dir.mkdir(exist_ok=True)
-        (self.run_dir / "cmd.txt").write_text(shlex.join(["trainkit", "train", *sys.argv[1:]]) + "\n")
+        self.dist = dist = distributed.setup_run(cfg, self.run_dir)  # torchrun/SLURM: one group, one run dir
+        if dist.is_main:  # only rank 0 writes into the run directory
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.ckpt_dir.mkdir(exist_ok=True)
+            (self.run_dir / "cmd.txt").write_text(shlex.join(["trainkit", "train", *sys.argv[1:]]) + "\n")
         seed_everything(int(cfg.seed))
         if cfg.trainer.get("deterministic"):
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
-        self.device = device = resolve_device(cfg)
+        self.device = device = dist.device or resolve_device(cfg)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = not cfg.trainer.get("deterministic")
-        self.data: Data = build_data(cfg, device)
+        self.data: Data = build_data(cfg, device, dist.rank, dist.world_size)
         self.task = build_task(cfg)
         model = build_model(cfg).to(device)
         self.criterion = build_loss(cfg, self.data).to(device)
@@ -116,7 +121,12 @@ class Run:
         self.scheduler, self.interval = build_scheduler(cfg, self.optimizer, steps_per_epoch)
         dtype = autocast_dtype(cfg, device)
         scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
-        train_model = torch.compile(model) if cfg.trainer.get("compile") else model
+        strategy = str(cfg.trainer.get("strategy", "auto"))
+        train_model, fallback = distributed.wrap_model(model, device, strategy)
+        train_model = torch.compile(train_model) if cfg.trainer.get("compile") else train_model
+        if dist.world_size > 1:  # a signal on any rank stops all ranks at the same step
+            every = 1 if dist.backend == "gloo" else int(cfg.trainer.log_every_n_steps)
+            self.stop = distributed.StopSignal(every).install()
         self.loop = Loop(
             model=train_model,
             criterion=self.criterion,
@@ -131,11 +141,15 @@ class Run:
             accumulate=int(cfg.trainer.accumulate),
             log_every=int(cfg.trainer.log_every_n_steps),
             progress=str(cfg.trainer.progress),
+            is_main=dist.is_main,
         )
+        if self.stop is not None:
+            self.loop.should_stop = self.stop.check
         self.state = LoopState()
-        self.loggers = [CSVLogger(self.run_dir)]
+        self.loggers = [CSVLogger(self.run_dir)] if dist.is_main else []
         n_params = count_parameters(model)
-        (self.run_dir / "model.txt").write_text(f"{model}\n\nparameters: {n_params:,}\n")
+        if dist.is_main:
+            (self.run_dir / "model.txt").write_text(f"{model}\n\nparameters: {n_params:,}\n")
         say(f"trainkit {trainkit.__version__}  run dir: {self.run_dir}")
         for line in describe_config(cfg, self.choices):
             say(line)
@@ -143,6 +157,12 @@ class Run:
         say(f"parameters: {n_params:,}   device: {device}   precision: {cfg.device.precision}   "
             f"data: train {self.data.sizes['train']}, val {self.data.sizes['val']}, test {self.data.sizes['test']} "
             f"({self.data.loader_kind} loader)")
+        if dist.enabled:
+            bs = int(cfg.data.batch_size)
+            say(f"distributed: {dist.world_size} processes ({dist.backend}), data.batch_size={bs} "
+                f"per process, global batch {bs * dist.world_size}")
+        if fallback:
+            say(fallback, style="yellow")
 
     def _check_data(self, model: torch.nn.Module) -> None:
         """Labels in range and shapes that fit, before the first step rather than mid-epoch."""
@@ -190,10 +210,11 @@ class Run:
             s.best_value, s.best_epoch = value, int(row["epoch"])
         for logger in self.loggers:
             logger.log_epoch(row)
-        payload = self.checkpoint_payload()
-        ckpt_io.atomic_save(payload, self.ckpt_dir / "last.pt")
-        if better:
-            ckpt_io.atomic_save(payload, self.ckpt_dir / "best.pt")
+        if self.dist.is_main:  # every rank holds the same weights and metrics; rank 0 writes them
+            payload = self.checkpoint_payload()
+            ckpt_io.atomic_save(payload, self.ckpt_dir / "last.pt")
+            if better:
+                ckpt_io.atomic_save(payload, self.ckpt_dir / "best.pt")
         parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}"]
         parts += [f"train {k[6:]} {row[k]:.3f}" for k in row if k.startswith("train_") and k not in
                   ("train_loss", "train_time_s", "train_samples_per_s")]
@@ -206,13 +227,18 @@ class Run:
         cfg = self.cfg
         epochs = int(cfg.trainer.epochs)
         fit(self.loop, self.data.train, self.data.val, self.state, epochs, str(cfg.trainer.monitor), self.on_epoch_end)
-        best = ckpt_io.load(self.ckpt_dir / "best.pt")
-        self.raw_model.load_state_dict(best["model"])
+        if self.stop is not None and self.stop.stopped:
+            self.interrupted()
+        if self.dist.is_main:
+            best = ckpt_io.load(self.ckpt_dir / "best.pt")
+            self.raw_model.load_state_dict(best["model"])
+        distributed.broadcast_module(self.raw_model)  # the other ranks get best.pt's weights from rank 0
         test = evaluate(self.loop, self.data.test)
         say(f"test (best epoch {self.state.best_epoch}): {fmt_metrics(test)}", style="bold")
         summary = self.summary("completed")
         summary.update({f"test_{k}": v for k, v in test.items()})
-        write_json(self.run_dir / "summary.json", summary)
+        if self.dist.is_main:
+            write_json(self.run_dir / "summary.json", summary)
         say(f"run dir: {self.run_dir}")
         return summary
 
@@ -228,7 +254,7 @@ class Run:
             "steps": s.step,
             "wall_time_s": time.perf_counter() - self.start,
             "seed": int(self.cfg.seed),
-            "world_size": 1,
+            "world_size": self.dist.world_size,
             "device": str(self.device) if self.device is not None else None,
             "precision": str(self.cfg.device.precision),
             "run_dir": str(self.run_dir),
@@ -242,15 +268,32 @@ class Run:
 
     def fail(self, error: BaseException) -> None:
         """Leave a summary that says the run failed and why (sweeps and reports show it)."""
+        if not self.dist.is_main or getattr(self, "_stopped", False):
+            return
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             write_json(self.run_dir / "summary.json", self.summary("failed", f"{type(error).__name__}: {error}"))
         except OSError:
             pass
 
+    def interrupted(self) -> None:
+        """A signal stopped all ranks at one step: rank 0 saves last.pt and summary; all exit 128+signal."""
+        assert self.stop is not None
+        self._stopped = True
+        if self.dist.is_main:
+            ckpt_io.atomic_save(self.checkpoint_payload(), self.ckpt_dir / "last.pt")
+            write_json(self.run_dir / "summary.json", self.summary("interrupted"))
+        say(f"stopped by signal {self.stop.received or 'on another rank'} at epoch {self.state.epoch + 1}, "
+            f"step {self.state.step}; saved {self.ckpt_dir / 'last.pt'}", style="yellow")
+        distributed.barrier()  # no rank leaves before last.pt is on disk
+        raise SystemExit(self.stop.exit_code)
+
     def close(self) -> None:
         for logger in self.loggers:
             logger.close()
+        if self.stop is not None:
+            self.stop.restore()
+        distributed.cleanup()
 
 
 def train(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -> dict[str, Any]:

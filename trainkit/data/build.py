@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 from torch.utils.data import Dataset, Subset, TensorDataset
 
@@ -136,7 +135,9 @@ def _infer_info(train: Dataset) -> dict[str, Any]:
 def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size: int = 1) -> Data:
     """Instantiate the dataset, split it by `cfg.seed`, pick the loader and build all three."""
     d = cfg.data
-    raw = instantiate(d.dataset)
+    from trainkit.build import instantiate_group
+
+    raw = instantiate_group("data.dataset", d.dataset)
     splits, fingerprint = make_splits(raw, float(d.val_fraction), float(d.test_fraction), int(cfg.seed))
     for name, ds in splits.items():
         if len(ds) == 0:

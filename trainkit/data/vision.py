@@ -9,14 +9,16 @@ from trainkit.errors import DataError
 
 
 def compose_transforms(specs: Any) -> Any:
-    """Build torchvision.transforms.Compose from a list of `_target_` dicts (None: no transform)."""
+    """Build torchvision.transforms.Compose from a list of `_target_` dicts (None: no transform).
+
+    Hydra's recursive instantiate may already have built the items; those are used as they are.
+    """
     if not specs:
         return None
     from hydra.utils import instantiate
     from omegaconf import DictConfig
     from torchvision.transforms import Compose
 
-    # Hydra's recursive instantiate of data.dataset may have built the transforms already.
     return Compose([instantiate(s) if isinstance(s, (dict, DictConfig)) else s for s in specs])
 
 
@@ -44,9 +46,10 @@ def torchvision_dataset(
         train_eval = cls(str(root_path), train=True, transform=eval_tf, download=False)
         test = cls(str(root_path), train=False, transform=eval_tf, download=download)
     except RuntimeError as exc:
+        why = "data.download=false" if not download else f"download failed: {_short(exc)}"
         raise DataError(
-            f"{name} files not found under '{root_path.resolve()}' and could not be downloaded ({_short(exc)}); "
-            f"put the dataset's files there (torchvision layout: {root_path}/{name}/...) or set data.root=DIR"
+            f"{name} files not found under '{root_path.resolve()}' ({why}); put the dataset's files there "
+            f"(torchvision layout: {root_path}/{name}/...), set data.root=DIR, or allow data.download=true with network"
         ) from exc
     except OSError as exc:  # URLError, connection refused: no network
         raise DataError(

@@ -1,0 +1,1 @@
+"""A user's own project: a dataset class and a model, trained by trainkit through its configs/."""

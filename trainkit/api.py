@@ -1,0 +1,104 @@
+"""`from trainkit import train, evaluate`: the CLI's commands as functions for scripts and notebooks.
+
+`train` goes through the very code path of `trainkit train` (pre-flight check, Hydra's run
+directory under outputs/, the same files) and hands back the summary instead of exiting; a user
+error raises TrainkitError instead of ending the interpreter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from trainkit.errors import TrainkitError
+
+
+@contextlib.contextmanager
+def _capture_runs(results: list[dict[str, Any]], errors: list[BaseException]) -> Iterator[None]:
+    """Record what each run returns (or raises) while the CLI's Hydra task function runs it."""
+    import trainkit.run as run_module
+
+    original = run_module.train
+
+    def recording_train(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            summary = original(*args, **kwargs)
+        except BaseException as exc:
+            errors.append(exc)
+            raise
+        results.append(summary)
+        return summary
+
+    run_module.train = recording_train
+    try:
+        yield
+    finally:
+        run_module.train = original
+
+
+def train(overrides: list[str] | None = None, config_dir: str | None = None) -> dict[str, Any]:
+    """Run `trainkit train OVERRIDES` in this process and return its summary dict.
+
+    The run directory is the one the CLI would make (outputs/DATE/TIME, relative to the current
+    directory); its path is in the summary's `run_dir`. Raises TrainkitError for a config or data
+    mistake, with the message the CLI would print.
+    """
+    from trainkit.cli import cmd_train
+
+    args = list(overrides or [])
+    if any(a in ("-m", "--multirun") for a in args):
+        raise TrainkitError(
+            "train() runs one job; for a sweep call train() in a loop or use 'trainkit train -m'"
+        )
+    if config_dir is not None:
+        args = ["--config-dir", str(config_dir), *args]
+    results: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+    with _capture_runs(results, errors):
+        try:
+            cmd_train(args)
+        except SystemExit as exc:  # the CLI reports a failed run and exits; a function should raise
+            if errors:
+                raise errors[-1] from None
+            raise TrainkitError(
+                f"trainkit train stopped with exit code {exc.code}", exit_code=int(exc.code or 1)
+            ) from None
+    if errors:
+        raise errors[-1]
+    if not results:
+        raise TrainkitError(
+            "trainkit train finished without a run (was --cfg or --help among the overrides?)"
+        )
+    summary = results[-1]
+    # What summary.json holds, as plain JSON types (paths and numpy scalars become str/float).
+    path = Path(summary.get("run_dir", "")) / "summary.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    return summary
+
+
+def evaluate(ckpt: str, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Run `trainkit eval ckpt=CKPT OVERRIDES` and return its metrics (also written to eval.json).
+
+    `split=val` (or train/test) among the overrides picks the split, as on the command line.
+    """
+    from trainkit.run import evaluate_checkpoint
+
+    split = "test"
+    trust = False
+    rest: list[str] = []
+    for ov in overrides or []:
+        if ov.startswith("split="):
+            split = ov.split("=", 1)[1]
+        elif ov == "--trust-checkpoint":
+            trust = True
+        else:
+            rest.append(ov)
+    if not Path(ckpt).is_file():
+        raise TrainkitError(
+            f"checkpoint {ckpt} does not exist; give a path like outputs/DATE/TIME/checkpoints/best.pt"
+        )
+    return evaluate_checkpoint(str(ckpt), rest, split=split, trust=trust)
