@@ -10,6 +10,7 @@ import os
 import pickle
 import random
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,21 @@ import torch
 
 from trainkit.errors import CheckpointError
 
+PREVIOUS_SUFFIX = ".prev"
 
-def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
+
+def previous_path(path: str | os.PathLike[str]) -> Path:
+    """Where `atomic_save(..., keep_previous=True)` keeps the file it replaced: last.pt -> last.prev.pt."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}{PREVIOUS_SUFFIX}{path.suffix}")
+
+
+def atomic_save(obj: Any, path: str | os.PathLike[str], keep_previous: bool = False) -> None:
     """Write to a temp file in the same directory, fsync, rename over `path`, fsync the directory.
 
-    A kill at any moment leaves either the old file or the new one, never a torn one.
+    A kill or a failing write at any moment leaves either the old file or the new one, never a
+    torn one. With `keep_previous`, the file being replaced stays as NAME.prev.pt (a hard link,
+    so no copy is written), the fallback a resume offers when the newest file is unreadable.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,6 +44,8 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        if keep_previous and path.is_file():
+            _link_previous(path)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -49,28 +62,96 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
         os.close(dir_fd)
 
 
+def _link_previous(path: Path) -> None:
+    prev = previous_path(path)
+    tmp = prev.with_name(f".{prev.name}.link")
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(path, tmp)
+        os.replace(tmp, prev)
+    except OSError:  # no hard links on this filesystem: the fallback is best.pt
+        tmp.unlink(missing_ok=True)
+
+
+def alternatives(path: str | os.PathLike[str]) -> list[Path]:
+    """Other checkpoints next to `path` (last.prev.pt, best.pt, last.pt), newest first."""
+    path = Path(path)
+    names = [previous_path(path).name, "last.prev.pt", "best.pt", "last.pt"]
+    found = {p for n in names if (p := path.parent / n).is_file() and p.name != path.name}
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def _offer(path: Path) -> str:
+    alt = alternatives(path)
+    if alt:
+        return "; the previous good checkpoint may be " + " or ".join(f"'{p}'" for p in alt[:2])
+    return "; use another checkpoint of the run (last.pt and best.pt are written atomically)"
+
+
 def load(path: str | os.PathLike[str], trust: bool = False, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with weights_only=True (or, only when `trust`, a full unpickle)."""
+    """Load a checkpoint with weights_only=True (or, only when `trust`, a full unpickle).
+
+    Never writes anything. Every failure is a CheckpointError (exit 2) naming the file; a truncated
+    or corrupt file also names the sibling checkpoints to fall back on.
+    """
     path = Path(path)
     if path.is_dir():
-        raise CheckpointError(f"checkpoint '{path}' is a directory; point at a .pt file such as {path}/checkpoints/best.pt")
+        raise CheckpointError(
+            f"checkpoint '{path}' is a directory; point at a .pt file such as {path}/checkpoints/best.pt"
+        )
     if not path.is_file():
-        raise CheckpointError(f"checkpoint '{path}' does not exist; check the path (run dirs keep them in checkpoints/)")
+        raise CheckpointError(
+            f"checkpoint '{path}' does not exist; check the path (run dirs keep them in checkpoints/)"
+        )
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=not trust)
+        # weights_only is passed explicitly: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD only acts when it is not.
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols; errors are ours to report
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location=map_location, weights_only=not trust)
     except pickle.UnpicklingError as exc:
+        if _is_truncated_or_garbage(exc):
+            raise _corrupt(path, exc) from exc
+        if "Unsupported operand" in str(exc):  # raw pickle bytes: garbage, or a pickle made to run code
+            raise CheckpointError(
+                f"checkpoint '{path}' is corrupt or holds pickled objects other than tensors and plain data "
+                f"({_reason(exc)}), so it was refused and none of its code ran{_offer(path)}; "
+                "only if you trust its author, --trust-checkpoint loads it in full"
+            ) from exc
         raise CheckpointError(
-            f"checkpoint '{path}' holds objects other than tensors and plain data, so it was not loaded "
-            "(its code never ran); load it only if you trust its author, with --trust-checkpoint"
+            f"checkpoint '{path}' holds pickled objects other than tensors and plain data ({_reason(exc)}), "
+            "so it was refused and none of its code ran; load it only if you trust its author, "
+            "with --trust-checkpoint"
         ) from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError, KeyError) as exc:
+        raise _corrupt(path, exc) from exc
+    if not isinstance(obj, dict):
         raise CheckpointError(
-            f"checkpoint '{path}' is truncated or corrupt ({str(exc).splitlines()[0][:120]}); "
-            "use another checkpoint (last.pt and best.pt are written atomically)"
-        ) from exc
-    if not isinstance(obj, dict) or "model" not in obj:
-        raise CheckpointError(f"'{path}' is not a trainkit checkpoint (no 'model' state dict in it)")
+            f"'{path}' is not a trainkit checkpoint "
+            f"(it holds a {type(obj).__name__}, not a dict with a 'model' state dict)"
+        )
+    if not isinstance(obj.get("model"), dict):
+        keys = ", ".join(map(str, list(obj)[:8]))
+        raise CheckpointError(f"'{path}' is not a trainkit checkpoint (no 'model' state dict; keys: {keys})")
     return obj
+
+
+def _reason(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for ln in lines:  # torch's weights_only message: the useful line names the refused global
+        if "GLOBAL" in ln or "Unsupported global" in ln or "Unsupported operand" in ln:
+            return ln.rstrip(".")[:160]
+    if isinstance(exc, KeyError):
+        return f"unreadable pickle data, {type(exc).__name__} {exc}"
+    return (lines[0] if lines else type(exc).__name__)[:160]
+
+
+def _is_truncated_or_garbage(exc: BaseException) -> bool:
+    text = str(exc)
+    return any(s in text for s in ("truncated", "invalid load key", "an out of input", "EOF"))
+
+
+def _corrupt(path: Path, exc: BaseException) -> CheckpointError:
+    return CheckpointError(f"checkpoint '{path}' is truncated or corrupt ({_reason(exc)}){_offer(path)}")
 
 
 def rng_state() -> dict[str, Any]:

@@ -52,9 +52,16 @@ Each run writes outputs/YYYY-MM-DD/HH-MM-SS/ with checkpoints/, metrics.csv and 
 """
 
 EVAL_HELP = """usage: trainkit eval ckpt=PATH [split=test|val|train] [overrides...]
+                     [--allow PREFIX] [--trust-checkpoint]
 
 Rebuild the model from the config stored in the checkpoint, evaluate it on a split (test by
 default), print the metrics and write eval.json into the checkpoint's run directory.
+
+A checkpoint is loaded as tensors and plain data only, and its stored config may only build
+classes under torch., torchvision., torchmetrics. and trainkit. (see docs/security.md).
+
+  --allow PREFIX        also build _target_s under PREFIX (repeatable; or TRAINKIT_ALLOW=a.,b.)
+  --trust-checkpoint    unpickle the file in full: RUNS ANY CODE IN IT; only for files you trust
 
 examples:
   trainkit eval ckpt=outputs/2026-11-22/14-03-11/checkpoints/best.pt
@@ -113,6 +120,13 @@ def cmd_train(args: list[str]) -> int:
     if not info_only:
         overrides, config_dir, multirun = _split_flags(args)
         preflight(overrides, config_dir, multirun)
+        from trainkit.guards import check_output_dir, output_dir_from_overrides
+
+        key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+        check_output_dir(output_dir_from_overrides(overrides, multirun), key)
+        # Hydra's argparse wants its flags first: `train a=1 --config-dir D b=2` would fail there.
+        flags = (["-m"] if multirun else []) + (["--config-dir", config_dir] if config_dir else [])
+        args = [*flags, *overrides]
         if "RANK" in os.environ and "WORLD_SIZE" in os.environ:  # torchrun: one run dir for all ranks
             from trainkit.distributed import torchrun_hydra_args
 
@@ -170,14 +184,23 @@ def cmd_eval(args: list[str]) -> int:
     ckpt = None
     split = "test"
     trust = False
+    allow: list[str] = []
     overrides = []
-    for a in args:
+    it = iter(args)
+    for a in it:
         if a.startswith("ckpt="):
             ckpt = a.split("=", 1)[1]
         elif a.startswith("split="):
             split = a.split("=", 1)[1]
         elif a == "--trust-checkpoint":
             trust = True
+        elif a == "--allow":
+            value = next(it, None)
+            if value is None or value.startswith("-"):
+                raise TrainkitError("--allow needs a package prefix: --allow my_pkg.")
+            allow.append(value)
+        elif a.startswith("--allow="):
+            allow.append(a.split("=", 1)[1])
         elif a.startswith("-"):
             raise TrainkitError(f"unknown option '{a}' for eval; see 'trainkit eval --help'")
         else:
@@ -186,7 +209,13 @@ def cmd_eval(args: list[str]) -> int:
         raise TrainkitError("eval needs a checkpoint: trainkit eval ckpt=outputs/DATE/TIME/checkpoints/best.pt")
     from trainkit.run import evaluate_checkpoint
 
-    evaluate_checkpoint(ckpt, overrides, split=split, trust=trust)
+    if trust:
+        print(
+            "trainkit: warning: --trust-checkpoint unpickles the file in full: any code its author put in it "
+            "runs now, with your permissions. Use it only for checkpoints from people you trust.",
+            file=sys.stderr,
+        )
+    evaluate_checkpoint(ckpt, overrides, split=split, trust=trust, allow=allow)
     return 0
 
 

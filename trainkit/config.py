@@ -86,6 +86,19 @@ def translate_hydra_error(exc: Exception, overrides: Sequence[str], user_config_
     m = re.search(r"Could not override '([^']+)'", text)
     if m and ("not in struct" in text or "To append to your config" in text):
         return _unknown_key(m.group(1), overrides, user_config_dir)
+    m = re.search(r"Could not delete from config\. '([^']+)' does not exist", text)
+    if m:
+        return _unknown_key(m.group(1), [o for o in overrides if not o.startswith("~")], user_config_dir)
+    m = re.search(r"Ambiguous value for argument '([^=']+)=([^']*)'", text)
+    if m:
+        key, value = m.group(1), m.group(2)
+        return ConfigError(
+            f"'{key}={value}' is ambiguous: write {key}=[{value}] for a list, {key}='{value}' for a string, "
+            "or add -m (--multirun) to sweep over the values"
+        )
+    if "Config group override must be a string" in text:
+        shown = " ".join(overrides)
+        return ConfigError(f"cannot parse overrides {shown!r}: every override needs a key, as key=value")
     m = re.search(r"Key '([^']+)' is not in struct", text)
     if m:
         full = re.search(r"full_key: ([\w.\[\]]+)", text)
@@ -189,8 +202,10 @@ def _optional(check: Check) -> Check:
 
 
 def _one_of(*choices: Any) -> Check:
+    shown = ", ".join(dict.fromkeys(str(c) for c in choices))
+
     def check(v: Any) -> str | None:
-        return None if v in choices else "must be one of: " + ", ".join(str(c) for c in choices)
+        return None if v in choices and not isinstance(v, bool) else "must be one of: " + shown
 
     return check
 
@@ -214,6 +229,7 @@ RULES: dict[str, Check] = {
     "trainer.progress": _one_of("auto", "rich", "plain", "none"),
     "trainer.compile": _bool,
     "trainer.deterministic": _bool,
+    "trainer.on_nan": _one_of("stop", "skip_batch"),
     "trainer.strategy": _one_of("auto", "ddp", "dp"),
     "data.batch_size": _int(1),
     "data.eval_batch_size": _int(1),
@@ -238,9 +254,20 @@ RULES: dict[str, Check] = {
 }
 
 
+# Keys the run reads unconditionally: deleting one (~key) is refused here rather than failing mid-build.
+REQUIRED = (
+    "seed", "trainer.epochs", "trainer.accumulate", "trainer.log_every_n_steps", "trainer.monitor",
+    "trainer.monitor_mode", "trainer.progress", "data.batch_size", "data.eval_batch_size",
+    "data.val_fraction", "data.test_fraction", "device.type", "device.precision",
+)
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every known key's type and range; gather all problems into one message."""
     problems: list[str] = []
+    missing = [k for k in REQUIRED if _select_or_absent(cfg, k) is _ABSENT]
+    if missing:
+        problems.append(f"missing {', '.join(missing)} (deleted with ~?); trainkit needs them: set KEY=VALUE")
     for key, check in RULES.items():
         try:
             value = OmegaConf.select(cfg, key, throw_on_missing=True, default=_ABSENT)
@@ -264,6 +291,10 @@ def validate(cfg: DictConfig) -> None:
 _ABSENT = object()
 
 
+def _select_or_absent(cfg: DictConfig, key: str) -> Any:
+    return OmegaConf.select(cfg, key, default=_ABSENT, throw_on_resolution_failure=False)
+
+
 def _show(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
@@ -281,15 +312,19 @@ def expand_sweep(overrides: Sequence[str], limit: int = 64) -> Iterator[list[str
     import itertools
 
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
 
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except Exception as exc:  # broken syntax: the same one-line message as a single run gets
+        raise translate_hydra_error(exc, overrides, None) from exc
     axes: list[list[str]] = []
     for ov in parsed:
         key = ov.get_key_element()
         if ov.is_sweep_override():
-            if ov.is_glob():
-                return  # globs depend on the group listing; Hydra checks them
-            axes.append([f"{key}={v}" for v in ov.sweep_string_iterator()])
+            if ov.value_type == ValueType.GLOB_CHOICE_SWEEP or not ov.is_discrete_sweep():
+                return  # globs depend on the group listing, intervals on the sweeper; Hydra checks them
+            axes.append([f"{key}={v}" for v in itertools.islice(ov.sweep_string_iterator(), limit)])
         else:
             axes.append([f"{key}={ov.get_value_element_as_str()}"])
     for i, combo in enumerate(itertools.product(*axes)):

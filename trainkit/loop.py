@@ -23,6 +23,7 @@ from torch import nn
 from trainkit.console import EpochProgress
 from trainkit.distributed import all_reduce_sums, info
 from trainkit.errors import TrainingDiverged
+from trainkit.guards import diverged_message, mask_nonfinite_stats, take_skipped, zero_nonfinite_grads
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Loop:
     accumulate: int = 1
     log_every: int = 50
     progress: str = "auto"
+    on_nan: str = "stop"  # stop | skip_batch (see guards.zero_nonfinite_grads for what a skip costs)
     is_main: bool = True
     on_step_end: Callable[[LoopState, dict[str, torch.Tensor]], None] | None = None
     should_stop: Callable[[], bool] = lambda: False
@@ -129,6 +131,8 @@ def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epoch
             else:
                 with loop.autocast():
                     loss, stats = task.step(model, criterion, batch)
+                if loop.on_nan == "skip_batch":
+                    stats = mask_nonfinite_stats(stats, len(batch[0]))
                 if loop.accumulate > 1:
                     loss = loss / loop.accumulate
                 if loop.scaler is not None:
@@ -136,10 +140,13 @@ def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epoch
                 else:
                     loss.backward()
                 if (i + 1) % loop.accumulate == 0 or i + 1 == batches:
+                    norm = None
                     if loop.grad_clip:
                         if loop.scaler is not None:
                             loop.scaler.unscale_(optimizer)
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), loop.grad_clip)
+                        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), loop.grad_clip)
+                    if loop.on_nan == "skip_batch" and loop.scaler is None:  # GradScaler skips inf steps
+                        zero_nonfinite_grads(optimizer, loss, norm)
                     if loop.scaler is not None:
                         loop.scaler.step(optimizer)
                         loop.scaler.update()
@@ -156,7 +163,7 @@ def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epoch
                 now = read_sums({"loss": sums["loss"]}, count)
                 prev = float(last_logged["loss"]) if last_logged else 0.0
                 recent = (now["loss"] - prev) / max(count - last_count, 1)
-                _check_finite(recent, epoch, state.step)
+                _check_finite(recent, epoch, state.step, loop)
                 bar.report(i + 1, recent, now["loss"] / max(count, 1), loop.lr())
                 last_logged, last_count = {"loss": sums["loss"].clone()}, count
             if loop.on_step_end is not None:
@@ -166,8 +173,17 @@ def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epoch
     finally:
         bar.close()
     totals = read_sums(*all_reduce_sums(sums, count))  # every rank gets the global averages
+    skipped, totals = take_skipped(totals)
+    if loop.on_nan == "skip_batch" and skipped and totals.get("count", 0.0) <= 0:
+        raise TrainingDiverged(
+            f"every batch of epoch {epoch + 1} had a non-finite loss and was skipped "
+            "(trainer.on_nan=skip_batch); lower optim.lr or set trainer.grad_clip=1.0 "
+            "(the last good checkpoint is kept)"
+        )
     metrics = task.finalize(totals)
-    _check_finite(metrics["loss"], epoch, state.step)
+    _check_finite(metrics["loss"], epoch, state.step, loop)
+    if loop.on_nan == "skip_batch":
+        metrics["skipped_batches"] = float(skipped)
     return metrics
 
 
@@ -177,12 +193,10 @@ def _finish_step(loop: Loop, state: LoopState) -> None:
         loop.scheduler.step()
 
 
-def _check_finite(value: float, epoch: int, step: int) -> None:
+def _check_finite(value: float, epoch: int, step: int, loop: Loop | None = None) -> None:
     if not math.isfinite(value):
-        raise TrainingDiverged(
-            f"the training loss became {value} at epoch {epoch + 1}, step {step}; lower optim.lr, set "
-            "trainer.grad_clip=1.0, or use device.precision=32 (no checkpoint of the diverged model was written)"
-        )
+        precision = "16" if loop is not None and loop.dtype is not None else "32"
+        raise TrainingDiverged(diverged_message(value, epoch, step, precision))
 
 
 @torch.inference_mode()

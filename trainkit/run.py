@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import trainkit
 from trainkit import checkpoint as ckpt_io
-from trainkit import distributed
+from trainkit import distributed, guards
 from trainkit.build import (
     autocast_dtype,
     build_loss,
@@ -32,7 +32,7 @@ from trainkit.build import (
 from trainkit.config import GROUPS, to_plain, validate
 from trainkit.console import console, fmt_metrics, say
 from trainkit.data import Data, build_data
-from trainkit.errors import ConfigError, TrainkitError
+from trainkit.errors import CheckpointError, ConfigError, TrainkitError
 from trainkit.loggers import CSVLogger, Logger
 from trainkit.loop import Loop, LoopState, evaluate, fit
 
@@ -141,10 +141,16 @@ class Run:
             accumulate=int(cfg.trainer.accumulate),
             log_every=int(cfg.trainer.log_every_n_steps),
             progress=str(cfg.trainer.progress),
+            on_nan=str(cfg.trainer.get("on_nan", "stop")),
             is_main=dist.is_main,
         )
         if self.stop is not None:
             self.loop.should_stop = self.stop.check
+        if self.loop.on_nan == "skip_batch" and self.loop.needs_closure:
+            raise ConfigError(
+                "trainer.on_nan=skip_batch does not work with closure optimizers (LBFGS); "
+                "use trainer.on_nan=stop"
+            )
         self.state = LoopState()
         self.loggers = [CSVLogger(self.run_dir)] if dist.is_main else []
         n_params = count_parameters(model)
@@ -174,7 +180,10 @@ class Run:
                     raise TrainkitError(f"the {split} inputs contain NaN or infinite values; clean the data first")
                 if len(tensors) > 1:
                     self.task.check_targets(tensors[1], split)
+            else:
+                guards.check_loader_data(self.task, loader, split)
         first = next(iter(self.data.val))
+        guards.check_finite_inputs(first[0], "val")
         batch = tuple(t.to(self.device) for t in first)
         self.task.check_batch(model, self.criterion, batch)
 
@@ -205,14 +214,15 @@ class Run:
                 + ", ".join(k for k in row if k.startswith(("train_", "val_")) and not k.endswith(("_s", "_per_s")))
             )
         value = float(row[monitor])
+        for logger in self.loggers:
+            logger.log_epoch(row)
+        guards.assert_finite_epoch(self.raw_model, row)  # never save (or call best) a NaN model; every rank
         better = s.best_value is None or (value < s.best_value if cfg.monitor_mode == "min" else value > s.best_value)
         if better:
             s.best_value, s.best_epoch = value, int(row["epoch"])
-        for logger in self.loggers:
-            logger.log_epoch(row)
         if self.dist.is_main:  # every rank holds the same weights and metrics; rank 0 writes them
             payload = self.checkpoint_payload()
-            ckpt_io.atomic_save(payload, self.ckpt_dir / "last.pt")
+            ckpt_io.atomic_save(payload, self.ckpt_dir / "last.pt", keep_previous=True)
             if better:
                 ckpt_io.atomic_save(payload, self.ckpt_dir / "best.pt")
         parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}"]
@@ -272,7 +282,9 @@ class Run:
             return
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_json(self.run_dir / "summary.json", self.summary("failed", f"{type(error).__name__}: {error}"))
+            message = str(error) or ("interrupted" if isinstance(error, KeyboardInterrupt) else "no message")
+            summary = self.summary("failed", f"{type(error).__name__}: {message}")
+            write_json(self.run_dir / "summary.json", summary)
         except OSError:
             pass
 
@@ -281,7 +293,10 @@ class Run:
         assert self.stop is not None
         self._stopped = True
         if self.dist.is_main:
-            ckpt_io.atomic_save(self.checkpoint_payload(), self.ckpt_dir / "last.pt")
+            if guards.model_is_finite(self.raw_model):  # a NaN model is never saved, even on a signal
+                ckpt_io.atomic_save(self.checkpoint_payload(), self.ckpt_dir / "last.pt", keep_previous=True)
+            else:
+                say("the weights are NaN/inf: last.pt keeps the last good epoch", style="yellow")
             write_json(self.run_dir / "summary.json", self.summary("interrupted"))
         say(f"stopped by signal {self.stop.received or 'on another rank'} at epoch {self.state.epoch + 1}, "
             f"step {self.state.step}; saved {self.ckpt_dir / 'last.pt'}", style="yellow")
@@ -300,8 +315,14 @@ def train(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None)
     """Train from a composed config into `run_dir`; on failure leave a failed summary and re-raise."""
     run = Run(cfg, run_dir, choices)
     try:
-        run.setup()
-        return run.train()
+        try:
+            run.setup()
+            return run.train()
+        except torch.cuda.OutOfMemoryError as exc:
+            s = getattr(run, "state", None)
+            where = f"at epoch {s.epoch + 1}, step {s.step}" if s is not None else "while setting up"
+            bs, acc = cfg.data.get("batch_size"), cfg.trainer.get("accumulate")
+            raise guards.oom_error(exc, bs, acc, run.device, where) from exc
     except BaseException as exc:
         run.fail(exc)
         raise
@@ -336,29 +357,63 @@ def apply_eval_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
 _MISSING = object()
 
 
-def evaluate_checkpoint(ckpt_path: str, overrides: list[str], split: str = "test", trust: bool = False) -> dict[str, Any]:
-    """Rebuild the model from the checkpoint's own config, evaluate a split, write eval.json."""
+def _brief(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
+def evaluate_checkpoint(
+    ckpt_path: str,
+    overrides: list[str],
+    split: str = "test",
+    trust: bool = False,
+    allow: list[str] | None = None,
+) -> dict[str, Any]:
+    """Rebuild the model from the checkpoint's own config, evaluate a split, write eval.json.
+
+    The stored config is a stranger's: its `_target_`s are checked against the allowed prefixes
+    (trainkit.security) before anything is imported or built; `allow` adds the user's prefixes.
+    """
+    from trainkit.security import allowed_prefixes, check_stored_config
+
+    prefixes = allowed_prefixes(allow or ())
     if split not in ("test", "val", "train"):
         raise ConfigError(f"split={split} is not a split; choose test, val or train")
     ckpt = ckpt_io.load(ckpt_path, trust=trust)
     stored = ckpt.get("config")
     if not isinstance(stored, dict):
         raise TrainkitError(f"checkpoint '{ckpt_path}' carries no config, so its model cannot be rebuilt")
-    cfg = OmegaConf.create(stored)
+    try:
+        cfg = OmegaConf.create(stored)
+    except Exception as exc:  # values OmegaConf cannot hold (tensors, objects): not a trainkit config
+        raise CheckpointError(
+            f"the config stored in checkpoint '{ckpt_path}' is not plain config data ({_brief(exc)})"
+        ) from exc
+    if OmegaConf.select(cfg, "data.download", default=None) is True:
+        cfg.data.download = False  # a stored config does not get to download into a path it names
     cfg = apply_eval_overrides(cfg, overrides)
+    check_stored_config(cfg, prefixes, source=f"the config stored in checkpoint '{ckpt_path}'")
     validate(cfg)
     seed_everything(int(cfg.seed))
     device = resolve_device(cfg)
     data = build_data(cfg, device)
     task = build_task(cfg)
     model = build_model(cfg)
-    model.load_state_dict(ckpt["model"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, TypeError, AttributeError, KeyError) as exc:
+        raise CheckpointError(
+            f"the weights in checkpoint '{ckpt_path}' do not fit the model built from its config "
+            f"(model._target_={cfg.model.get('_target_')}): {_brief(exc)}; drop any model override"
+        ) from exc
     model.to(device)
     criterion = build_loss(cfg, data).to(device)
     loop = Loop(model=model, criterion=criterion, optimizer=None,
                 scheduler=None, interval="epoch", task=task, device=device, dtype=autocast_dtype(cfg, device))
     t0 = time.perf_counter()
-    metrics = evaluate(loop, getattr(data, split))
+    try:
+        metrics = evaluate(loop, getattr(data, split))
+    except torch.cuda.OutOfMemoryError as exc:
+        raise guards.oom_error(exc, cfg.data.get("eval_batch_size"), None, device, f"evaluating {split}") from exc
     result = {
         "checkpoint": str(Path(ckpt_path).resolve()),
         "split": split,
