@@ -356,7 +356,7 @@ def test_param_groups_match_parameter_names(base_cfg: DictConfig) -> None:
 def test_loss_weight_auto_is_inverse_class_frequency() -> None:
     from torch.utils.data import TensorDataset
 
-    from trainkit.build import loss_weight
+    from trainkit.build_extras import loss_weight
 
     y = torch.tensor([0] * 6 + [1] * 3 + [2] * 1)
     data = type("D", (), {"train_split": TensorDataset(torch.zeros(10, 2), y)})()
