@@ -365,6 +365,10 @@ def test_loss_weight_auto_is_inverse_class_frequency() -> None:
     assert loss_weight(cfg, data).tolist() == pytest.approx([10 / 18, 10 / 9, 10 / 3])
     cfg.loss.weight = [1.0, 2.0, 3.0]
     assert loss_weight(cfg, data).tolist() == [1.0, 2.0, 3.0]
+    from trainkit.build import build_loss
+
+    criterion = build_loss(compose(["loss=bce_with_logits", "loss.pos_weight=2.5"]))
+    assert criterion.pos_weight.tolist() == [2.5]
 
 
 def test_weighted_sampler_balances_classes_and_repeats_under_the_seed() -> None:

@@ -134,13 +134,19 @@ def build_model(cfg: DictConfig) -> nn.Module:
 
 def build_loss(cfg: DictConfig, data: Any = None) -> nn.Module:
     """The loss; loss.weight may be a per-class list or `auto` (needs `data` for the class counts)."""
-    if "weight" in cfg.loss and cfg.loss.get("weight") is not None:
-        weight = loss_weight(cfg, data)
-        node = cfg.loss.copy()
-        with open_dict(node):
-            node.pop("weight")
-        return instantiate_group("loss", node, weight=weight)
-    return instantiate_group("loss", cfg.loss)
+    tensors: dict[str, Any] = {}
+    if cfg.loss.get("weight") is not None:
+        tensors["weight"] = loss_weight(cfg, data)
+    if cfg.loss.get("pos_weight") is not None:  # BCEWithLogitsLoss: a list (one per output) or a number
+        pos = OmegaConf.to_container(cfg.loss.pos_weight) if OmegaConf.is_list(cfg.loss.pos_weight) else [cfg.loss.pos_weight]
+        tensors["pos_weight"] = torch.tensor(pos, dtype=torch.float32)
+    if not tensors:
+        return instantiate_group("loss", cfg.loss)
+    node = cfg.loss.copy()
+    with open_dict(node):
+        for key in tensors:
+            node.pop(key)
+    return instantiate_group("loss", node, **tensors)
 
 
 def build_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
