@@ -218,6 +218,17 @@ def _bool_or_auto(v: Any) -> str | None:
     return None if isinstance(v, bool) or v == "auto" else "must be true, false or auto"
 
 
+def _top_k(v: Any) -> str | None:
+    values = v if isinstance(v, list) else [] if v is None else [v]
+    ok = all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in values)
+    return None if ok else "must be an integer >= 1 or a list of them, e.g. [1,5]"
+
+
+def _open_unit(v: Any) -> str | None:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1
+    return None if ok else "must be a number between 0 and 1"
+
+
 # Keys whose values we know; anything a group's _target_ takes is checked against its signature at build time.
 RULES: dict[str, Check] = {
     "seed": _int(0),
@@ -251,6 +262,14 @@ RULES: dict[str, Check] = {
     "device.index": _optional(_int(0)),
     "device.precision": _one_of(32, "32", "bf16", 16, "16"),
     "scheduler.interval": _one_of("epoch", "step"),
+    "trainer.early_stopping.patience": _optional(_int(1)),
+    "trainer.early_stopping.min_delta": _nonneg_number,
+    "metrics.enabled": _bool,
+    "metrics.top_k": _top_k,
+    "metrics.average": _one_of("macro", "weighted", "micro"),
+    "metrics.threshold": _open_unit,
+    "metrics.per_class": _bool,
+    "metrics.confusion_matrix": _bool,
 }
 
 
@@ -284,6 +303,9 @@ def validate(cfg: DictConfig) -> None:
     monitor = OmegaConf.select(cfg, "trainer.monitor", default=None)
     if monitor is not None and not re.fullmatch(r"(train|val)_\w+", str(monitor)):
         problems.append(f"trainer.monitor={monitor} must name a train_ or val_ metric, e.g. val_loss or val_acc")
+    from trainkit.loggers import logger_problems  # no torch: finds missing optional packages by name
+
+    problems += logger_problems(cfg)
     if problems:
         raise ConfigError("invalid config: " + "; ".join(problems))
 

@@ -36,6 +36,7 @@ class LoopState:
     best_value: float | None = None
     best_epoch: int | None = None
     partial_sums: dict[str, float] = field(default_factory=dict)  # train sums of a part-trained epoch
+    stop: bool = False  # set in on_epoch_end (early stopping): fit ends after that epoch
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Loop:
     is_main: bool = True
     on_step_end: Callable[[LoopState, dict[str, torch.Tensor]], None] | None = None
     should_stop: Callable[[], bool] = lambda: False
+    on_log: Callable[[int, dict[str, float]], None] | None = None  # loggers, at each log interval
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.dtype is None:
@@ -165,6 +167,8 @@ def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epoch
                 recent = (now["loss"] - prev) / max(count - last_count, 1)
                 _check_finite(recent, epoch, state.step, loop)
                 bar.report(i + 1, recent, now["loss"] / max(count, 1), loop.lr())
+                if loop.on_log is not None:
+                    loop.on_log(state.step, {"train_loss": recent, "lr": loop.lr()})
                 last_logged, last_count = {"loss": sums["loss"].clone()}, count
             if loop.on_step_end is not None:
                 loop.on_step_end(state, {**sums, "count": torch.tensor(float(count))})
@@ -254,3 +258,5 @@ def fit(
         state.batch_in_epoch = 0
         state.partial_sums = {}
         on_epoch_end(row)
+        if state.stop:
+            return

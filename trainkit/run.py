@@ -32,9 +32,12 @@ from trainkit.build import (
 from trainkit.config import GROUPS, to_plain, validate
 from trainkit.console import console, fmt_metrics, say
 from trainkit.data import Data, build_data
+from trainkit.early_stopping import EarlyStopping
+from trainkit.early_stopping import from_config as early_stopping_from_config
 from trainkit.errors import CheckpointError, ConfigError, TrainkitError
-from trainkit.loggers import CSVLogger, Logger
+from trainkit.loggers import CSVLogger, Logger, build_loggers, flatten_config, read_metrics
 from trainkit.loop import Loop, LoopState, evaluate, fit
+from trainkit.metrics import summary_numbers, write_test_report
 
 
 def seed_everything(seed: int) -> None:
@@ -91,6 +94,8 @@ class Run:
         self.device: torch.device | None = None
         self.dist = distributed.info()
         self.stop: distributed.StopSignal | None = None
+        self.early_stopping: EarlyStopping | None = early_stopping_from_config(cfg.trainer)
+        self.stop_epoch: int | None = None
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
@@ -153,6 +158,8 @@ class Run:
             )
         self.state = LoopState()
         self.loggers = [CSVLogger(self.run_dir)] if dist.is_main else []
+        if dist.is_main:
+            self.start_loggers(model)
         n_params = count_parameters(model)
         if dist.is_main:
             (self.run_dir / "model.txt").write_text(f"{model}\n\nparameters: {n_params:,}\n")
@@ -169,6 +176,19 @@ class Run:
                 f"per process, global batch {bs * dist.world_size}")
         if fallback:
             say(fallback, style="yellow")
+
+    def start_loggers(self, model: torch.nn.Module) -> None:
+        """Build the `logger=` entries, hand them the config and graph, and hook the loop's log interval."""
+        build_loggers(self.cfg, self.run_dir, into=self.loggers)
+        params = flatten_config(to_plain(self.cfg), self.choices)
+        for logger in self.loggers:
+            logger.log_hparams(params)
+            logger.log_graph(model, lambda: next(iter(self.data.val))[0])
+        self.loop.on_log = self.log_step
+
+    def log_step(self, step: int, metrics: dict[str, float]) -> None:
+        for logger in self.loggers:
+            logger.log_step(step, metrics)
 
     def _check_data(self, model: torch.nn.Module) -> None:
         """Labels in range and shapes that fit, before the first step rather than mid-epoch."""
@@ -225,6 +245,7 @@ class Run:
             ckpt_io.atomic_save(payload, self.ckpt_dir / "last.pt", keep_previous=True)
             if better:
                 ckpt_io.atomic_save(payload, self.ckpt_dir / "best.pt")
+        self.check_early_stop(value, int(row["epoch"]))  # every rank sees the same global metrics: same decision
         parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}"]
         parts += [f"train {k[6:]} {row[k]:.3f}" for k in row if k.startswith("train_") and k not in
                   ("train_loss", "train_time_s", "train_samples_per_s")]
@@ -232,6 +253,24 @@ class Run:
         parts += [f"val {k[4:]} {row[k]:.3f}" for k in row if k.startswith("val_") and k != "val_loss"]
         parts += [f"lr {row['lr']:.3g}", f"time {row['train_time_s']:.2f} sec", f"{row['train_samples_per_s']:,.0f} samples/s"]
         say(", ".join(parts) + (" *" if better else ""))
+        if self.stop_epoch is not None:
+            es = self.early_stopping
+            say(f"early stopping at epoch {self.stop_epoch}: {monitor} did not improve by more than {es.min_delta:g} "
+                f"for {es.wait} epoch(s) (patience {es.patience}); best {s.best_value:.4f} at epoch {s.best_epoch}")
+
+    def check_early_stop(self, value: float, epoch: int) -> None:
+        """After the epoch's checkpoints: count epochs without improvement; ask fit() to stop at patience."""
+        es = self.early_stopping
+        if es is None:
+            return
+        resumed = es.seen == 0 and epoch > 1 and (self.run_dir / "metrics.csv").is_file()
+        if resumed and self.dist.is_main:  # replay the epochs before the resume from rank 0's metrics.csv
+            monitor = str(self.cfg.trainer.monitor)
+            es.replay(float(r[monitor]) for r in read_metrics(self.run_dir / "metrics.csv")
+                      if r["epoch"] < epoch and r.get(monitor) is not None)
+        if distributed.any_rank(es.update(value)):  # all ranks stop at the same epoch
+            self.stop_epoch = epoch
+            self.state.stop = True
 
     def train(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -245,10 +284,14 @@ class Run:
         distributed.broadcast_module(self.raw_model)  # the other ranks get best.pt's weights from rank 0
         test = evaluate(self.loop, self.data.test)
         say(f"test (best epoch {self.state.best_epoch}): {fmt_metrics(test)}", style="bold")
+        report = write_test_report(self, test)
         summary = self.summary("completed")
         summary.update({f"test_{k}": v for k, v in test.items()})
+        for key, value in summary_numbers(report).items():
+            summary.setdefault(key, value)
         if self.dist.is_main:
             write_json(self.run_dir / "summary.json", summary)
+            self.log_summary(summary)
         say(f"run dir: {self.run_dir}")
         return summary
 
@@ -269,6 +312,8 @@ class Run:
             "precision": str(self.cfg.device.precision),
             "run_dir": str(self.run_dir),
             "versions": versions(),
+            "stopped_early": self.stop_epoch is not None,
+            "stop_epoch": self.stop_epoch,
         }
         if hasattr(self, "data"):
             out["data"] = {"sizes": self.data.sizes, "fingerprint": self.data.fingerprint, "loader": self.data.loader_kind}
@@ -286,7 +331,15 @@ class Run:
             summary = self.summary("failed", f"{type(error).__name__}: {message}")
             write_json(self.run_dir / "summary.json", summary)
         except OSError:
-            pass
+            return
+        self.log_summary(summary)
+
+    def log_summary(self, summary: dict[str, Any]) -> None:
+        for logger in self.loggers:
+            try:
+                logger.log_summary(summary)
+            except Exception as exc:  # a failing sink must not hide the run's result or its error
+                say(f"{type(logger).__name__}: could not log the summary: {exc}", style="yellow")
 
     def interrupted(self) -> None:
         """A signal stopped all ranks at one step: rank 0 saves last.pt and summary; all exit 128+signal."""
