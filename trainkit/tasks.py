@@ -219,6 +219,12 @@ class Binary(Task):
         metrics["acc"] = sums.get("correct", 0.0) / max(sums.get("count", 0.0), 1.0)
         return metrics
 
+    def report_batch(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, 0/1 targets) for the test report (trainkit.metrics), whatever the loss took."""
+        out = model(batch[0]).reshape(len(batch[0]), -1)[:, 0]
+        logit = torch.logit(out, eps=1e-6) if self.output == "probability" else out
+        return logit, (batch[1].reshape(-1) > 0).long()
+
     def check_output(self, out: torch.Tensor, y: torch.Tensor) -> None:
         if out[0].numel() != 1:
             raise ConfigError(
@@ -297,6 +303,10 @@ class Multilabel(Task):
                 f"task=multilabel derives its labels from class indices in [0, {self._TABLE_SIZE}), but the {split} "
                 "labels are not such indices; give 2-D 0/1 targets instead"
             )
+
+    def report_batch(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scores, 0/1 label matrix) for the test report (trainkit.metrics), whatever the loss took."""
+        return model(batch[0]), self.targets(batch[1]).long()
 
     def step(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out = model(batch[0])
