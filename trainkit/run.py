@@ -121,7 +121,7 @@ class Run:
         memory_format = torch.channels_last if wants_channels_last(model, device) else None
         if memory_format is not None:
             model = model.to(memory_format=memory_format)
-        self.criterion = build_loss(cfg).to(device)
+        self.criterion = build_loss(cfg, self.data).to(device)
         self.task.check_criterion(self.criterion)
         self._check_data(model)
         self.raw_model = model
@@ -467,7 +467,7 @@ def evaluate_checkpoint(
             f"(model._target_={cfg.model.get('_target_')}): {_brief(exc)}; drop any model override"
         ) from exc
     model.to(device)
-    criterion = build_loss(cfg).to(device)
+    criterion = build_loss(cfg, data).to(device)
     loop = Loop(model=model, criterion=criterion, optimizer=None,
                 scheduler=None, interval="epoch", task=task, device=device, dtype=autocast_dtype(cfg, device))
     t0 = time.perf_counter()

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, open_dict
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from trainkit.data.loaders import TensorLoader, TorchLoader
+from trainkit.data.sampling import balanced_sample_weights, sampler_mode
 from trainkit.errors import DataError
 
 
@@ -27,6 +28,7 @@ class Data:
     sizes: dict[str, int]
     fingerprint: str
     info: dict[str, Any] = field(default_factory=dict)
+    train_split: Any = None  # the training Dataset (class counts for loss.weight=auto)
 
 
 def split_indices(n: int, fractions: list[float], seed: int) -> list[torch.Tensor]:
@@ -223,7 +225,13 @@ def _infer_info(train: Dataset) -> dict[str, Any]:
     x, y = train[0][0], train[0][1]
     info: dict[str, Any] = {"input_shape": list(x.shape) if torch.is_tensor(x) else None}
     if isinstance(train, TensorDataset) and not torch.is_floating_point(train.tensors[1]):
-        info["num_classes"] = int(train.tensors[1].max()) + 1
+        if train.tensors[1].dim() == 1:
+            info["num_classes"] = int(train.tensors[1].max()) + 1
+    elif isinstance(train, TensorDataset):
+        info["target_dim"] = int(train.tensors[1][0].numel())  # real targets: outputs per sample
+    base = train.dataset if isinstance(train, Subset) else train
+    if "num_classes" not in info and getattr(base, "classes", None):  # ImageFolder and torchvision sets
+        info["num_classes"] = len(base.classes)
     del y
     return info
 
@@ -274,10 +282,13 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
             f"data.batch_size={bs} is larger than the training split ({len(splits['train'])} samples) with "
             "data.drop_last=true, so no batch would run; lower data.batch_size or set data.drop_last=false"
         )
+    shuffle, weighted = sampler_mode(d.get("sampler"), bool(d.shuffle))
+    weights = balanced_sample_weights(splits["train"]) if weighted else None
     if choice == "memory":
         tensors = {k: tuple(t.to(device) for t in ts) for k, ts in host.items()}
         del host
-        train = TensorLoader(tensors["train"], bs, bool(d.shuffle), bool(d.drop_last), seed, rank, world_size)
+        train = TensorLoader(tensors["train"], bs, shuffle, bool(d.drop_last), seed, rank, world_size)
+        train.sample_weights = weights
         val = TensorLoader(tensors["val"], ebs, False, False, seed, rank, world_size)
         test = TensorLoader(tensors["test"], ebs, False, False, seed, rank, world_size)
     else:
@@ -286,8 +297,9 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
             seed=seed, rank=rank, world_size=world_size, num_workers=int(d.num_workers), pin_memory=pin,
             persistent_workers=bool(d.persistent_workers), multiprocessing_context=d.get("multiprocessing_context"),
         )
-        train = TorchLoader(splits["train"], bs, bool(d.shuffle), bool(d.drop_last), **opts)
+        train = TorchLoader(splits["train"], bs, shuffle, bool(d.drop_last), sample_weights=weights, **opts)
         val = TorchLoader(splits["val"], ebs, False, False, **opts)
         test = TorchLoader(splits["test"], ebs, False, False, **opts)
     sizes = {k: len(v) for k, v in splits.items()}
-    return Data(train, val, test, choice, sizes, fingerprint, info={"bytes": nbytes, "loader_reason": reason})
+    return Data(train, val, test, choice, sizes, fingerprint, info={"bytes": nbytes, "loader_reason": reason},
+                train_split=splits["train"])
