@@ -7,10 +7,11 @@ from typing import Any
 
 import torch
 from hydra.errors import InstantiationException
-from hydra.utils import get_class, get_method, instantiate
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import get_method, instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
+from trainkit.build_extras import check_sparse, fill_steps, loss_weight, param_groups
 from trainkit.errors import ConfigError, TrainkitError, suggest
 from trainkit.models.init import apply_init
 
@@ -34,16 +35,14 @@ def _target_kwargs(group: str, node: DictConfig) -> dict[str, Any]:
 
 
 def _resolve_target(group: str, path: str) -> Any:
+    # get_method takes classes and functions alike (get_class logs an error for a function).
     try:
-        return get_class(path)
+        return get_method(path)
     except Exception:
-        try:
-            return get_method(path)
-        except Exception:
-            raise ConfigError(
-                f"{group}._target_={path} cannot be imported; check the spelling and that its package is installed "
-                "(for a module of your own, run from its folder with PYTHONPATH=.)"
-            ) from None
+        raise ConfigError(
+            f"{group}._target_={path} cannot be imported; check the spelling and that its package is installed "
+            "(for a module of your own, run from its folder with PYTHONPATH=.)"
+        ) from None
 
 
 def _check_signature(group: str, target: Any, kwargs: dict[str, Any], provided: tuple[str, ...] = ()) -> None:
@@ -73,7 +72,8 @@ def instantiate_group(group: str, node: DictConfig, *args: Any, **extra: Any) ->
     target = _resolve_target(group, str(target_path))
     _check_signature(group, target, {k: v for k, v in kwargs.items() if k != "_target_"}, tuple(extra))
     try:
-        return instantiate(kwargs, *args, **extra)
+        # _convert_=all: plain lists reach the target (a ListConfig in optimizer state breaks weights_only loads).
+        return instantiate(kwargs, *args, _convert_="all", **extra)
     except InstantiationException as exc:
         cause = exc.__cause__
         if isinstance(cause, TrainkitError):
@@ -132,15 +132,33 @@ def build_model(cfg: DictConfig) -> nn.Module:
     return apply_init(model, str(cfg.model.get("init", "default")))
 
 
-def build_loss(cfg: DictConfig) -> nn.Module:
-    return instantiate_group("loss", cfg.loss)
+def build_loss(cfg: DictConfig, data: Any = None) -> nn.Module:
+    """The loss; loss.weight may be a per-class list or `auto` (needs `data` for the class counts)."""
+    tensors: dict[str, Any] = {}
+    if cfg.loss.get("weight") is not None:
+        tensors["weight"] = loss_weight(cfg, data)
+    if cfg.loss.get("pos_weight") is not None:  # BCEWithLogitsLoss: a list (one per output) or a number
+        pos = OmegaConf.to_container(cfg.loss.pos_weight) if OmegaConf.is_list(cfg.loss.pos_weight) else [cfg.loss.pos_weight]
+        tensors["pos_weight"] = torch.tensor(pos, dtype=torch.float32)
+    if not tensors:
+        return instantiate_group("loss", cfg.loss)
+    node = cfg.loss.copy()
+    with open_dict(node):
+        for key in tensors:
+            node.pop(key)
+    return instantiate_group("loss", node, **tensors)
 
 
 def build_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+    params: list[Any] = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ConfigError("the model has no trainable parameters; check model._target_ and freezing options")
-    return instantiate_group("optim", cfg.optim, params)
+    check_sparse(cfg, model, _resolve_target("optim", str(cfg.optim.get("_target_"))))
+    if cfg.optim.get("param_groups"):
+        params = param_groups(model, cfg.optim.param_groups)
+    from trainkit.perf import fused_default  # fused SGD/Adam/AdamW kernels unless the config chose
+
+    return instantiate_group("optim", cfg.optim, params, **fused_default(cfg.optim, model))
 
 
 def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> tuple[Any, str]:
@@ -149,7 +167,7 @@ def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer, steps_per
     interval = str(node.get("interval", "epoch"))
     if node.get("_target_") in (None, "", "null"):
         return None, interval
-    return instantiate_group("scheduler", node, optimizer), interval
+    return instantiate_group("scheduler", fill_steps(node, steps_per_epoch), optimizer), interval
 
 
 def count_parameters(model: nn.Module) -> int:

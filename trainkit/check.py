@@ -111,7 +111,7 @@ def dry_run(overrides: list[str], user_config_dir: str | None = None) -> dict[st
     build_s = time.perf_counter() - t0
     task = build_task(cfg)
     model = build_model(cfg).to(device)
-    criterion = build_loss(cfg).to(device)
+    criterion = build_loss(cfg, data).to(device)
     task.check_criterion(criterion)
     optimizer = build_optimizer(cfg, model)
     accumulate = int(cfg.trainer.accumulate)
@@ -187,7 +187,17 @@ def dry_run(overrides: list[str], user_config_dir: str | None = None) -> dict[st
             loss.backward()
             grads = [p.grad for p in model.parameters() if p.grad is not None]
             grad_norm = float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))) if grads else 0.0
-            optimizer.step()
+            if isinstance(optimizer, torch.optim.LBFGS):  # it re-evaluates the loss: the loop's closure
+
+                def closure() -> torch.Tensor:
+                    optimizer.zero_grad(set_to_none=True)
+                    again, _ = task.step(model, criterion, batch)
+                    again.backward()
+                    return again
+
+                optimizer.step(closure)
+            else:
+                optimizer.step()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             times.append(time.perf_counter() - start)

@@ -257,6 +257,7 @@ RULES: dict[str, Check] = {
     "data.persistent_workers": _bool,
     "data.pin_memory": _bool_or_auto,
     "data.loader": _one_of("auto", "memory", "dataloader"),
+    "data.sampler": _optional(_one_of("random", "sequential", "weighted")),
     "data.memory_budget_mb": _positive_number,
     "data.download": _bool,
     "optim.lr": _positive_number,

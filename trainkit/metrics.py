@@ -187,7 +187,8 @@ def compute_report(
                     out, y = report_batch(model, batch)
                 else:
                     out, y = model(batch[0]), batch[1]
-            prepared = prepare(kind, out, y, criterion)
+            # report_batch gives scores (logits) and plain 0/1 or class targets, whatever the loss wanted.
+            prepared = prepare(kind, out, y, None if report_batch is not None else criterion)
             if isinstance(prepared, str):
                 report["note"] = f"torchmetrics metrics skipped for task={report['task']}: {prepared}"
                 return report

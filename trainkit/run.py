@@ -39,6 +39,7 @@ from trainkit.errors import CheckpointError, ConfigError, TrainkitError
 from trainkit.loggers import CSVLogger, Logger, build_loggers, flatten_config, read_metrics
 from trainkit.loop import Loop, LoopState, evaluate, fit, read_sums
 from trainkit.metrics import summary_numbers, write_test_report
+from trainkit.perf import compile_model, peak_memory, wants_channels_last
 from trainkit.resume import RunInterrupted, StopOnSignal, injected_signal, resume_command
 
 
@@ -147,7 +148,10 @@ class Run:
         self.data: Data = build_data(cfg, device, dist.rank, dist.world_size)
         self.task = build_task(cfg)
         model = build_model(cfg).to(device)
-        self.criterion = build_loss(cfg).to(device)
+        memory_format = torch.channels_last if wants_channels_last(model, device) else None
+        if memory_format is not None:
+            model = model.to(memory_format=memory_format)
+        self.criterion = build_loss(cfg, self.data).to(device)
         self.task.check_criterion(self.criterion)
         self._check_data(model)
         self.raw_model = model
@@ -158,7 +162,7 @@ class Run:
         scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
         strategy = str(cfg.trainer.get("strategy", "auto"))
         train_model, fallback = distributed.wrap_model(model, device, strategy)
-        train_model = torch.compile(train_model) if cfg.trainer.get("compile") else train_model
+        train_model = compile_model(train_model, device, bool(cfg.trainer.get("compile")))
         if dist.world_size > 1:  # a signal on any rank stops all ranks at the same step
             every = 1 if dist.backend == "gloo" else int(cfg.trainer.log_every_n_steps)
             self.stop = distributed.StopSignal(every).install()
@@ -176,6 +180,7 @@ class Run:
             accumulate=int(cfg.trainer.accumulate),
             log_every=int(cfg.trainer.log_every_n_steps),
             progress=str(cfg.trainer.progress),
+            memory_format=memory_format,
             on_nan=str(cfg.trainer.get("on_nan", "stop")),
             is_main=dist.is_main,
         )
@@ -202,9 +207,10 @@ class Run:
         for line in describe_config(cfg, self.choices):
             say(line)
         say(str(model))
+        why = self.data.info.get("loader_reason")
         say(f"parameters: {n_params:,}   device: {device}   precision: {cfg.device.precision}   "
             f"data: train {self.data.sizes['train']}, val {self.data.sizes['val']}, test {self.data.sizes['test']} "
-            f"({self.data.loader_kind} loader)")
+            f"({self.data.loader_kind} loader{': ' + why if why else ''})")
         if dist.enabled:
             bs = int(cfg.data.batch_size)
             say(f"distributed: {dist.world_size} processes ({dist.backend}), data.batch_size={bs} "
@@ -438,7 +444,9 @@ class Run:
             "stop_epoch": self.stop_epoch,
         }
         if hasattr(self, "data"):
-            out["data"] = {"sizes": self.data.sizes, "fingerprint": self.data.fingerprint, "loader": self.data.loader_kind}
+            out["data"] = {"sizes": self.data.sizes, "fingerprint": self.data.fingerprint, "loader": self.data.loader_kind,
+                           "loader_reason": self.data.info.get("loader_reason")}
+        out.update(peak_memory(self.device))
         if error is not None:
             out["error"] = error
         return out
@@ -595,7 +603,7 @@ def evaluate_checkpoint(
             f"(model._target_={cfg.model.get('_target_')}): {_brief(exc)}; drop any model override"
         ) from exc
     model.to(device)
-    criterion = build_loss(cfg).to(device)
+    criterion = build_loss(cfg, data).to(device)
     loop = Loop(model=model, criterion=criterion, optimizer=None,
                 scheduler=None, interval="epoch", task=task, device=device, dtype=autocast_dtype(cfg, device))
     t0 = time.perf_counter()

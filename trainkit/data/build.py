@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,7 @@ from omegaconf import DictConfig, open_dict
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from trainkit.data.loaders import TensorLoader, TorchLoader
+from trainkit.data.sampling import balanced_sample_weights, sampler_mode
 from trainkit.errors import DataError
 
 
@@ -26,6 +28,7 @@ class Data:
     sizes: dict[str, int]
     fingerprint: str
     info: dict[str, Any] = field(default_factory=dict)
+    train_split: Any = None  # the training Dataset (class counts for loss.weight=auto)
 
 
 def split_indices(n: int, fractions: list[float], seed: int) -> list[torch.Tensor]:
@@ -85,19 +88,122 @@ def dataset_nbytes(ds: Dataset) -> int:
     return per * len(ds)
 
 
-def to_tensors(ds: Dataset, num_workers: int = 0) -> tuple[torch.Tensor, ...]:
-    """Materialise a split once (transforms applied once) as stacked tensors."""
+def to_tensors(
+    ds: Dataset, num_workers: int = 0, limit_bytes: float | None = None
+) -> tuple[torch.Tensor, ...]:
+    """Materialise a split once (transforms applied once) as stacked tensors.
+
+    The output is preallocated from the first batch's shapes, so the split never takes more than
+    its final size (no list of chunks plus a concatenated copy), and `limit_bytes` is checked
+    before anything big is allocated (raises MemoryBudgetExceeded).
+    """
     if isinstance(ds, TensorDataset):
         return tuple(ds.tensors)
+    fast = vision_tensors(ds, limit_bytes)
+    if fast is not None:
+        return fast
     from torch.utils.data import DataLoader
 
-    chunks: list[list[torch.Tensor]] = []
+    n = len(ds)  # type: ignore[arg-type]
+    out: list[torch.Tensor] | None = None
+    pos = 0
     for batch in DataLoader(ds, batch_size=1024, num_workers=num_workers):
         batch = [b if torch.is_tensor(b) else torch.as_tensor(b) for b in batch]
-        chunks.append(batch)
-    if not chunks:
+        if out is None:
+            need = sum(b[0].numel() * b.element_size() for b in batch) * n
+            if limit_bytes is not None and need > limit_bytes:
+                raise MemoryBudgetExceeded(need)
+            out = [torch.empty((n, *b.shape[1:]), dtype=b.dtype) for b in batch]
+        for o, b in zip(out, batch, strict=True):
+            o[pos : pos + len(b)] = b
+        pos += len(batch[0])
+    if out is None:
         raise DataError("a data split is empty; lower data.val_fraction / data.test_fraction or add data")
-    return tuple(torch.cat([c[i] for c in chunks]) for i in range(len(chunks[0])))
+    return tuple(out)
+
+
+class MemoryBudgetExceeded(DataError):
+    """Materialising a split would pass data.memory_budget_mb."""
+
+    def __init__(self, nbytes: float) -> None:
+        super().__init__(f"the data needs {nbytes / 2**20:,.0f} MB in memory")
+        self.nbytes = nbytes
+
+
+def vision_tensors(ds: Dataset, limit_bytes: float | None = None) -> tuple[torch.Tensor, ...] | None:
+    """Batched ToTensor(+Normalize) for torchvision's MNIST-family and CIFAR sets (uint8 images in `.data`).
+
+    Applies the same element-wise arithmetic as the per-sample transforms (so the values are
+    identical) to the whole array at once, skipping 70,000 PIL round trips. None: not applicable.
+    """
+    base, idx = ds, None
+    if isinstance(ds, Subset):
+        base, idx = ds.dataset, torch.as_tensor(list(ds.indices), dtype=torch.long)
+    if not _is_plain_vision_set(base):
+        return None
+    data, targets, transform = base.data, base.targets, base.transform  # type: ignore[attr-defined]
+    if transform is None or getattr(base, "target_transform", None) is not None:
+        return None
+    steps = list(getattr(transform, "transforms", [transform]))
+    names = [f"{type(t).__module__}.{type(t).__name__}" for t in steps]
+    v1 = "torchvision.transforms.transforms."
+    if names[0] != v1 + "ToTensor" or any(name != v1 + "Normalize" for name in names[1:]):
+        return None
+    x = torch.as_tensor(data)
+    if x.dtype != torch.uint8 or x.dim() not in (3, 4):
+        return None
+    n = len(idx) if idx is not None else len(x)
+    need = (x[0].numel() * 4 + 8) * n
+    if limit_bytes is not None and need > limit_bytes:
+        raise MemoryBudgetExceeded(need)
+    if idx is not None:
+        x = x.index_select(0, idx)
+    # ToTensor: HW or HWC -> CHW (reordered while still uint8: the float copy is the only big one)
+    x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2).contiguous()
+    x = x.to(torch.float32).div_(255)
+    for t in steps[1:]:
+        mean = torch.as_tensor(t.mean, dtype=x.dtype).view(-1, 1, 1)
+        std = torch.as_tensor(t.std, dtype=x.dtype).view(-1, 1, 1)
+        x.sub_(mean).div_(std)
+    y = torch.as_tensor(targets, dtype=torch.int64)
+    if idx is not None:
+        y = y.index_select(0, idx)
+    return x, y
+
+
+def _is_plain_vision_set(ds: Any) -> bool:
+    """MNIST-family and CIFAR sets: their samples are exactly `.data[i]` (HW or HWC uint8), `.targets[i]`.
+
+    Only these classes themselves: a subclass (or QMNIST, SVHN, STL10) may build samples differently.
+    """
+    if "torchvision" not in sys.modules:
+        return False
+    import torchvision.datasets as tvd
+
+    plain = ("MNIST", "FashionMNIST", "KMNIST", "EMNIST", "CIFAR10", "CIFAR100")
+    return any(type(ds) is getattr(tvd, name, None) for name in plain)
+
+
+def choose_loader(
+    requested: str, nbytes: float, budget_mb: float, random_transforms: bool
+) -> tuple[str, str]:
+    """data.loader auto|memory|dataloader -> (the loader, why), the why shown in the run header."""
+    mb = nbytes / 2**20
+    size, budget = f"{mb:,.1f} MB" if mb < 100 else f"{mb:,.0f} MB", f"data.memory_budget_mb={budget_mb:g}"
+    if requested == "dataloader":
+        return "dataloader", "set by data.loader"
+    if requested == "memory":
+        if nbytes > budget_mb * 2**20:
+            raise DataError(
+                f"data.loader=memory needs {size} but {budget}; "
+                "raise the budget or use data.loader=dataloader"
+            )
+        return "memory", f"set by data.loader, {size} of {budget}"
+    if random_transforms:
+        return "dataloader", "auto: the train transforms are random, so they run per sample"
+    if nbytes > budget_mb * 2**20:
+        return "dataloader", f"auto: {size} exceeds {budget}"
+    return "memory", f"auto: {size} fits {budget}"
 
 
 _DETERMINISTIC_TRANSFORMS = {
@@ -119,7 +225,13 @@ def _infer_info(train: Dataset) -> dict[str, Any]:
     x, y = train[0][0], train[0][1]
     info: dict[str, Any] = {"input_shape": list(x.shape) if torch.is_tensor(x) else None}
     if isinstance(train, TensorDataset) and not torch.is_floating_point(train.tensors[1]):
-        info["num_classes"] = int(train.tensors[1].max()) + 1
+        if train.tensors[1].dim() == 1:
+            info["num_classes"] = int(train.tensors[1].max()) + 1
+    elif isinstance(train, TensorDataset):
+        info["target_dim"] = int(train.tensors[1][0].numel())  # real targets: outputs per sample
+    base = train.dataset if isinstance(train, Subset) else train
+    if "num_classes" not in info and getattr(base, "classes", None):  # ImageFolder and torchvision sets
+        info["num_classes"] = len(base.classes)
     del y
     return info
 
@@ -129,7 +241,9 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
     d = cfg.data
     from trainkit.build import instantiate_group
 
-    raw = instantiate_group("data.dataset", d.dataset)
+    # _convert_="all": factories and transforms get plain lists, not ListConfig (Normalize read its
+    # ListConfig mean/std through OmegaConf on every sample: 3x slower than the seeds' loop).
+    raw = instantiate_group("data.dataset", d.dataset, _convert_="all")
     splits, fingerprint = make_splits(raw, float(d.val_fraction), float(d.test_fraction), int(cfg.seed))
     for name, ds in splits.items():
         if len(ds) == 0:
@@ -141,16 +255,26 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
             if d.get(key) is None and value is not None:
                 d[key] = value
 
-    budget = float(d.memory_budget_mb) * 2**20
+    budget_mb = float(d.memory_budget_mb)
     nbytes = sum(dataset_nbytes(ds) for ds in splits.values())
-    choice = str(d.loader)
-    if choice == "auto":
-        choice = "memory" if nbytes <= budget and not _random_transforms(d) else "dataloader"
-    elif choice == "memory" and nbytes > budget:
-        raise DataError(
-            f"data.loader=memory needs {nbytes / 2**20:.0f} MB but data.memory_budget_mb={d.memory_budget_mb}; "
-            "raise the budget or use data.loader=dataloader"
-        )
+    choice, reason = choose_loader(str(d.loader), nbytes, budget_mb, _random_transforms(d))
+    host: dict[str, tuple[torch.Tensor, ...]] = {}
+    if choice == "memory":  # materialise now, checking the real size against the budget as it is built
+        try:
+            for k, ds in splits.items():
+                used = sum(t.element_size() * t.numel() for ts in host.values() for t in ts)
+                left = budget_mb * 2**20 - used
+                host[k] = to_tensors(ds, int(d.num_workers), limit_bytes=left)
+        except MemoryBudgetExceeded as exc:
+            if str(d.loader) == "memory":
+                raise DataError(
+                    f"data.loader=memory: {exc} (more than the estimate) but "
+                    f"data.memory_budget_mb={budget_mb:g}; raise the budget or use data.loader=dataloader"
+                ) from None
+            host = {}
+            choice, reason = "dataloader", f"auto: {exc}, more than data.memory_budget_mb={budget_mb:g}"
+        else:
+            nbytes = sum(t.element_size() * t.numel() for ts in host.values() for t in ts)
 
     bs, ebs, seed = int(d.batch_size), int(d.eval_batch_size), int(cfg.seed)
     if bool(d.drop_last) and math.ceil(len(splits["train"]) / world_size) < bs:
@@ -158,9 +282,13 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
             f"data.batch_size={bs} is larger than the training split ({len(splits['train'])} samples) with "
             "data.drop_last=true, so no batch would run; lower data.batch_size or set data.drop_last=false"
         )
+    shuffle, weighted = sampler_mode(d.get("sampler"), bool(d.shuffle))
+    weights = balanced_sample_weights(splits["train"]) if weighted else None
     if choice == "memory":
-        tensors = {k: tuple(t.to(device) for t in to_tensors(ds, int(d.num_workers))) for k, ds in splits.items()}
-        train = TensorLoader(tensors["train"], bs, bool(d.shuffle), bool(d.drop_last), seed, rank, world_size)
+        tensors = {k: tuple(t.to(device) for t in ts) for k, ts in host.items()}
+        del host
+        train = TensorLoader(tensors["train"], bs, shuffle, bool(d.drop_last), seed, rank, world_size)
+        train.sample_weights = weights
         val = TensorLoader(tensors["val"], ebs, False, False, seed, rank, world_size)
         test = TensorLoader(tensors["test"], ebs, False, False, seed, rank, world_size)
     else:
@@ -169,8 +297,9 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
             seed=seed, rank=rank, world_size=world_size, num_workers=int(d.num_workers), pin_memory=pin,
             persistent_workers=bool(d.persistent_workers), multiprocessing_context=d.get("multiprocessing_context"),
         )
-        train = TorchLoader(splits["train"], bs, bool(d.shuffle), bool(d.drop_last), **opts)
+        train = TorchLoader(splits["train"], bs, shuffle, bool(d.drop_last), sample_weights=weights, **opts)
         val = TorchLoader(splits["val"], ebs, False, False, **opts)
         test = TorchLoader(splits["test"], ebs, False, False, **opts)
     sizes = {k: len(v) for k, v in splits.items()}
-    return Data(train, val, test, choice, sizes, fingerprint, info={"bytes": nbytes})
+    return Data(train, val, test, choice, sizes, fingerprint, info={"bytes": nbytes, "loader_reason": reason},
+                train_split=splits["train"])

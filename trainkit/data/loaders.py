@@ -14,6 +14,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
+from trainkit.data.sampling import weighted_order
+
 Batch = tuple[torch.Tensor, ...]
 
 
@@ -30,6 +32,8 @@ class TensorLoader:
     """Yield batches from in-memory tensors by slicing a per-epoch permutation."""
 
     kind = "memory"
+    #: per-sample weights for data.sampler=weighted (drawn with replacement per (seed, epoch)); None: permute
+    sample_weights: torch.Tensor | None = None
 
     def __init__(
         self,
@@ -69,9 +73,12 @@ class TensorLoader:
 
     def _indices(self) -> torch.Tensor | None:
         n = self.dataset_size
-        if not self.shuffle and self.world_size == 1:
+        if self.sample_weights is not None:
+            perm = weighted_order(self.sample_weights, self.seed, self.epoch)
+        elif not self.shuffle and self.world_size == 1:
             return None  # contiguous slices are views: no gather at all
-        perm = epoch_permutation(n, self.seed, self.epoch, self.shuffle)
+        else:
+            perm = epoch_permutation(n, self.seed, self.epoch, self.shuffle)
         if self.world_size > 1:
             total = self.num_samples * self.world_size
             if total > n:
@@ -107,6 +114,19 @@ class _SkippingSampler(DistributedSampler):
         return it
 
 
+class _WeightedSampler(_SkippingSampler):
+    """data.sampler=weighted for a DataLoader: class-balanced draws per (seed, epoch), sharded like the others."""
+
+    weights: torch.Tensor
+
+    def __iter__(self) -> Iterator[int]:
+        order = weighted_order(self.weights, self.seed, self.epoch).tolist()
+        total = self.num_samples * self.num_replicas
+        order = (order + order[: total - len(order)])[:total][self.rank : total : self.num_replicas]
+        skip, self.skip = self.skip, 0
+        return iter(order[skip:])
+
+
 class TorchLoader:
     """A torch DataLoader with the same epoch/resume contract as TensorLoader."""
 
@@ -125,10 +145,14 @@ class TorchLoader:
         pin_memory: bool = False,
         persistent_workers: bool = False,
         multiprocessing_context: str | None = None,
+        sample_weights: torch.Tensor | None = None,
     ) -> None:
-        self.sampler = _SkippingSampler(
+        sampler_cls = _SkippingSampler if sample_weights is None else _WeightedSampler
+        self.sampler = sampler_cls(
             dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=False
         )
+        if sample_weights is not None:
+            self.sampler.weights = sample_weights
         self.batch_size = batch_size
         self.dataset_size = len(dataset)  # type: ignore[arg-type]
         generator = torch.Generator()
