@@ -73,7 +73,8 @@ def instantiate_group(group: str, node: DictConfig, *args: Any, **extra: Any) ->
     _check_signature(group, target, {k: v for k, v in kwargs.items() if k != "_target_"}, tuple(extra))
     try:
         # _convert_=all: plain lists reach the target (a ListConfig in optimizer state breaks weights_only loads).
-        return instantiate(kwargs, *args, _convert_="all", **extra)
+        extra.setdefault("_convert_", "all")  # callers may pass it too (data/build.py does)
+        return instantiate(kwargs, *args, **extra)
     except InstantiationException as exc:
         cause = exc.__cause__
         if isinstance(cause, TrainkitError):
