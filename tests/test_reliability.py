@@ -329,7 +329,7 @@ def test_a_crash_at_any_point_leaves_a_failed_summary(tmp_path: Path, error: Bas
 
 
 def test_eval_refuses_a_stored_config_or_weights_that_do_not_fit(tmp_path: Path) -> None:
-    from trainkit.run import evaluate_checkpoint
+    from trainkit.evaluate import evaluate_checkpoint
 
     cfg = _stored_config(device__type="cpu")
     ckpt_io.atomic_save({"model": {}, "config": {**cfg, "seed": torch.ones(2)}}, tmp_path / "tensor_cfg.pt")

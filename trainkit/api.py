@@ -85,7 +85,7 @@ def evaluate(ckpt: str, overrides: list[str] | None = None) -> dict[str, Any]:
 
     `split=val` (or train/test) among the overrides picks the split, as on the command line.
     """
-    from trainkit.run import evaluate_checkpoint
+    from trainkit.evaluate import evaluate_checkpoint
 
     split = "test"
     trust = False

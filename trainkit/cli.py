@@ -245,7 +245,7 @@ def cmd_eval(args: list[str]) -> int:
             overrides.append(a)
     if not ckpt:
         raise TrainkitError("eval needs a checkpoint: trainkit eval ckpt=outputs/DATE/TIME/checkpoints/best.pt")
-    from trainkit.run import evaluate_checkpoint
+    from trainkit.evaluate import evaluate_checkpoint
 
     if trust:
         print(

@@ -1,0 +1,124 @@
+"""`trainkit eval`: rebuild a model from the config stored in its checkpoint and evaluate a split.
+
+The stored config is treated as a stranger's: its `_target_`s are checked before anything is built.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from trainkit import checkpoint as ckpt_io
+from trainkit import guards
+from trainkit.build import autocast_dtype, build_loss, build_model, build_task, resolve_device
+from trainkit.config import GROUPS, validate
+from trainkit.console import console, fmt_metrics, say
+from trainkit.data import build_data
+from trainkit.errors import CheckpointError, ConfigError, TrainkitError
+from trainkit.loop import Loop, evaluate
+from trainkit.run import seed_everything, write_json
+
+
+def apply_eval_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """Apply `key=value` and `group=option` overrides to a config stored in a checkpoint."""
+    from trainkit.config import compose
+
+    dotlist = []
+    for ov in overrides:
+        key, sep, value = ov.partition("=")
+        if not sep:
+            raise ConfigError(f"cannot parse override '{ov}'; write key=value")
+        if key in GROUPS and "." not in key:
+            node = compose([f"{key}={value}"])[key]
+            cfg[key] = node
+        else:
+            if OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
+                raise ConfigError(f"unknown config key '{key}' in the checkpoint's config")
+            dotlist.append(ov)
+    if dotlist:
+        cfg.merge_with(OmegaConf.from_dotlist(dotlist))
+    return cfg
+
+
+_MISSING = object()
+
+
+def _brief(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
+def evaluate_checkpoint(
+    ckpt_path: str,
+    overrides: list[str],
+    split: str = "test",
+    trust: bool = False,
+    allow: list[str] | None = None,
+) -> dict[str, Any]:
+    """Rebuild the model from the checkpoint's own config, evaluate a split, write eval.json.
+
+    The stored config is a stranger's: its `_target_`s are checked against the allowed prefixes
+    (trainkit.security) before anything is imported or built; `allow` adds the user's prefixes.
+    """
+    from trainkit.security import allowed_prefixes, check_stored_config
+
+    prefixes = allowed_prefixes(allow or ())
+    if split not in ("test", "val", "train"):
+        raise ConfigError(f"split={split} is not a split; choose test, val or train")
+    ckpt = ckpt_io.load(ckpt_path, trust=trust)
+    stored = ckpt.get("config")
+    if not isinstance(stored, dict):
+        raise TrainkitError(f"checkpoint '{ckpt_path}' carries no config, so its model cannot be rebuilt")
+    try:
+        cfg = OmegaConf.create(stored)
+    except Exception as exc:  # values OmegaConf cannot hold (tensors, objects): not a trainkit config
+        raise CheckpointError(
+            f"the config stored in checkpoint '{ckpt_path}' is not plain config data ({_brief(exc)})"
+        ) from exc
+    if OmegaConf.select(cfg, "data.download", default=None) is True:
+        cfg.data.download = False  # a stored config does not get to download into a path it names
+    cfg = apply_eval_overrides(cfg, overrides)
+    check_stored_config(cfg, prefixes, source=f"the config stored in checkpoint '{ckpt_path}'")
+    validate(cfg)
+    seed_everything(int(cfg.seed))
+    device = resolve_device(cfg)
+    data = build_data(cfg, device)
+    task = build_task(cfg)
+    model = build_model(cfg)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, TypeError, AttributeError, KeyError) as exc:
+        raise CheckpointError(
+            f"the weights in checkpoint '{ckpt_path}' do not fit the model built from its config "
+            f"(model._target_={cfg.model.get('_target_')}): {_brief(exc)}; drop any model override"
+        ) from exc
+    model.to(device)
+    criterion = build_loss(cfg, data).to(device)
+    loop = Loop(model=model, criterion=criterion, optimizer=None,
+                scheduler=None, interval="epoch", task=task, device=device, dtype=autocast_dtype(cfg, device))
+    t0 = time.perf_counter()
+    try:
+        metrics = evaluate(loop, getattr(data, split))
+    except torch.cuda.OutOfMemoryError as exc:
+        raise guards.oom_error(exc, cfg.data.get("eval_batch_size"), None, device, f"evaluating {split}") from exc
+    result = {
+        "checkpoint": str(Path(ckpt_path).resolve()),
+        "split": split,
+        "epoch": ckpt.get("epoch"),
+        "samples": data.sizes[split],
+        "device": str(device),
+        "time_s": time.perf_counter() - t0,
+        **{f"{split}_{k}": v for k, v in metrics.items()},
+    }
+    ckpt_file = Path(ckpt_path).resolve()
+    run_dir = ckpt_file.parent.parent if ckpt_file.parent.name == "checkpoints" else ckpt_file.parent
+    try:
+        write_json(run_dir / "eval.json", result)
+        result["written"] = str(run_dir / "eval.json")
+    except OSError as exc:
+        say(f"could not write eval.json in {run_dir}: {exc}", style="yellow")
+    console.print(f"{split} ({data.sizes[split]} samples, epoch {ckpt.get('epoch')}): {fmt_metrics(metrics)}")
+    return result
