@@ -90,8 +90,8 @@ def describe_config(cfg: DictConfig, choices: dict[str, str]) -> list[str]:
         items = []
         if isinstance(plain, dict):
             for k, v in plain.items():
-                if k == "_target_" or isinstance(v, (dict, list)) and len(str(v)) > 40:
-                    continue
+                if k == "_target_" or v is None or isinstance(v, (dict, list)) and len(str(v)) > 40:
+                    continue  # compact: unset options and long nested settings are in .hydra/config.yaml
                 items.append(f"{k}={v}")
         lines.append(f"  {group:<10}{choices.get(group, ''):<16}{' '.join(items)}")
     lines.append(f"  {'seed':<10}{cfg.seed}")
