@@ -148,6 +148,8 @@ def test_logger_options_merge_under_their_own_keys() -> None:
         ("metrics.top_k=[1,0]", "metrics.top_k=[1, 0] must be an integer >= 1"),
         ("metrics.average=mean", "metrics.average='mean' must be one of: macro, weighted, micro"),
         ("metrics.threshold=1.5", "metrics.threshold=1.5 must be a number between 0 and 1"),
+        # the shorthand a user tries first: refused before the run, not a traceback in Run.__init__
+        ("trainer.early_stopping=5", "trainer.early_stopping=5 must be a group of settings; write trainer.early_stopping.patience=5"),
     ],
 )
 def test_bad_metric_and_early_stopping_settings_are_refused(override: str, message: str) -> None:

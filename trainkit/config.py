@@ -227,6 +227,12 @@ def _top_k(v: Any) -> str | None:
     return None if ok else "must be an integer >= 1 or a list of them, e.g. [1,5]"
 
 
+def _early_stopping(v: Any) -> str | None:
+    if isinstance(v, dict):
+        return None
+    return f"must be a group of settings; write trainer.early_stopping.patience={v} (and optionally .min_delta)"
+
+
 def _open_unit(v: Any) -> str | None:
     ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1
     return None if ok else "must be a number between 0 and 1"
@@ -267,6 +273,7 @@ RULES: dict[str, Check] = {
     "device.index": _optional(_int(0)),
     "device.precision": _one_of(32, "32", "bf16", 16, "16"),
     "scheduler.interval": _one_of("epoch", "step"),
+    "trainer.early_stopping": _optional(_early_stopping),
     "trainer.early_stopping.patience": _optional(_int(1)),
     "trainer.early_stopping.min_delta": _nonneg_number,
     "metrics.enabled": _bool,
