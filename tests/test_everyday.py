@@ -428,3 +428,30 @@ def test_example_project_trains_its_own_model_and_data_in_one_command(tmp_path: 
 def _options(group: str, prefix: str = "") -> list[str]:
     """`group=option` for every built-in option (starting with prefix), as completion lists them."""
     return sorted(f"{group}={p.stem}" for p in (REPO / "configs" / group).glob("*.yaml") if p.stem.startswith(prefix))
+
+
+# --------------------------------------------------------------------------- found by using it
+
+
+def test_a_typo_inside_a_logger_list_names_the_option_like_a_single_one() -> None:
+    from trainkit.config import compose
+    from trainkit.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        compose(["logger=[csv,tensorbord]"])
+    assert str(err.value).startswith("unknown option 'tensorbord' for config group 'logger' (did you mean 'tensorboard'?)")
+
+
+def test_deleting_a_null_key_for_an_own_class_says_how_instead_of_suggesting_itself() -> None:
+    # A user's loss does not take cross_entropy's `weight: null`; Hydra cannot `~` a null key.
+    from trainkit.config import compose
+    from trainkit.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        compose(["~loss.weight"])
+    message = str(err.value)
+    assert "did you mean" not in message
+    assert "cannot delete 'loss.weight'" in message and "'~loss' '+loss._target_=...'" in message
+    # ... and the way it names works:
+    cfg = compose(["~loss", "+loss._target_=torch.nn.NLLLoss"])
+    assert dict(cfg.loss) == {"_target_": "torch.nn.NLLLoss"}

@@ -76,7 +76,8 @@ def translate_hydra_error(exc: Exception, overrides: Sequence[str], user_config_
     """Reword a Hydra/OmegaConf composition error as one line that names the key and the fix."""
     text = _chain_text(exc)
     # Unknown option in a group: "Could not find 'optim/sgdd'" / "In 'train': Could not find 'optim/sgdd'".
-    m = re.search(r"Could not find '([\w/.\-]+)/([\w.\-]+)'", text)
+    # An option inside a list (logger=[csv,tensorbord]) reads "Could not load 'logger/tensorbord'".
+    m = re.search(r"Could not (?:find|load) '([\w/.\-]+)/([\w.\-]+)'", text)
     if m:
         group, option = m.group(1), m.group(2)
         choices = group_options(group, user_config_dir)
@@ -160,6 +161,13 @@ def _unknown_key(key: str, overrides: Sequence[str], user_config_dir: str | None
             known = [str(k) for k in node]
     except ConfigError:
         pass
+    if leaf in known:  # it exists: Hydra's `~key` cannot delete a key whose value is null
+        node_name = parent or key
+        return ConfigError(
+            f"cannot delete '{key}': Hydra cannot remove a key whose value is null; replace the whole node "
+            f"instead ('~{node_name}' '+{node_name}._target_=...' plus the keys you need), or write your own "
+            "option file under --config-dir"
+        )
     best = closest(leaf, known)
     if best:
         return ConfigError(f"unknown config key '{key}'; did you mean '{parent + '.' if parent else ''}{best}'?")
