@@ -455,3 +455,17 @@ def test_deleting_a_null_key_for_an_own_class_says_how_instead_of_suggesting_its
     # ... and the way it names works:
     cfg = compose(["~loss", "+loss._target_=torch.nn.NLLLoss"])
     assert dict(cfg.loss) == {"_target_": "torch.nn.NLLLoss"}
+
+
+def test_an_own_class_that_does_not_take_a_built_in_key_is_told_how_to_drop_it() -> None:
+    from trainkit.build import instantiate_group
+    from trainkit.config import compose
+    from trainkit.errors import ConfigError
+
+    cfg = compose(["model._target_=torch.nn.Flatten", "loss._target_=torch.nn.L1Loss"])
+    with pytest.raises(ConfigError, match=r"model.in_shape is not an argument of Flatten.*\(to drop the key: '~model.in_shape'\)"):
+        instantiate_group("model", cfg.model)
+    with pytest.raises(ConfigError, match=r"loss.weight is not an argument of L1Loss.*'~loss' '\+loss._target_=...'"):
+        instantiate_group("loss", cfg.loss)  # weight: null cannot be deleted with ~loss.weight
+    readme = (REPO / "README.md").read_text()
+    assert "model._target_=my_pkg.Net '~model.hidden' '~model.activation' '~model.dropout' +model.width=64" in readme

@@ -57,9 +57,15 @@ def _check_signature(group: str, target: Any, kwargs: dict[str, Any], provided: 
     for key in kwargs:
         if key.startswith("_") or key in params:
             continue
+        # A built-in option's keys stay when only _target_ changes: say how to drop this one.
+        drop = (
+            f"'~{group}.{key}'" if kwargs[key] is not None
+            else f"'~{group}' '+{group}._target_=...' with the keys you need"
+        )
         raise ConfigError(
             f"{group}.{key} is not an argument of {getattr(target, '__qualname__', target)}"
             f"{suggest(key, params)}; its arguments: {', '.join(k for k in params if k not in provided and k != 'self')}"
+            f" (to drop the key: {drop})"
         )
 
 
