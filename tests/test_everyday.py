@@ -469,3 +469,21 @@ def test_an_own_class_that_does_not_take_a_built_in_key_is_told_how_to_drop_it()
         instantiate_group("loss", cfg.loss)  # weight: null cannot be deleted with ~loss.weight
     readme = (REPO / "README.md").read_text()
     assert "model._target_=my_pkg.Net '~model.hidden' '~model.activation' '~model.dropout' +model.width=64" in readme
+
+
+def test_check_refuses_a_monitor_the_run_would_only_miss_after_an_epoch() -> None:
+    # The run used to train a whole epoch (or die with a KeyError under scheduler=plateau) first.
+    import torch
+
+    from trainkit.check import dry_run
+    from trainkit.errors import ConfigError
+    from trainkit.tasks import Regression, check_monitor
+
+    expected = "trainer.monitor=val_accc is not a metric of this run; choose one of: train_loss, train_acc, val_loss, val_acc"
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        dry_run(["trainer.monitor=val_accc", "scheduler=plateau", "data.batch_size=256"])
+    sums = {"loss": torch.tensor(2.0), "abs_err": torch.tensor(1.0), "sq_err": torch.tensor(1.0)}
+    with pytest.raises(ConfigError, match="choose one of: train_loss, train_mae, train_rmse, val_loss, val_mae, val_rmse"):
+        check_monitor(Regression(), sums, 2, "val_acc")
+    check_monitor(Regression(), sums, 2, "val_rmse")
+    check_monitor(Regression(), sums, 2, "train_time_s")

@@ -26,6 +26,7 @@ from trainkit.build import (
 from trainkit.config import compose, validate
 from trainkit.console import console
 from trainkit.errors import ConfigError, TrainkitError
+from trainkit.tasks import check_monitor
 
 
 def human_bytes(n: float) -> str:
@@ -179,7 +180,8 @@ def dry_run(overrides: list[str], user_config_dir: str | None = None) -> dict[st
                     f"{human_bytes(sum(p.element_size() * p.numel() for p in model.parameters()))}",
                     highlight=False,
                 )
-                task.check_batch(model, criterion, val_batch)
+                sums = task.check_batch(model, criterion, val_batch)
+                check_monitor(task, sums, len(val_batch[0]), str(cfg.trainer.monitor))
                 task.check_output(out, batch[1])
             loss, _ = task.step(model, criterion, batch)
             if not math.isfinite(float(loss.detach())):

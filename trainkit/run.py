@@ -41,6 +41,7 @@ from trainkit.loop import Loop, LoopState, evaluate, fit, read_sums
 from trainkit.metrics import summary_numbers, write_test_report
 from trainkit.perf import compile_model, peak_memory, wants_channels_last
 from trainkit.resume import RunInterrupted, StopOnSignal, injected_signal, resume_command
+from trainkit.tasks import check_monitor
 
 
 def set_deterministic(on: bool) -> None:
@@ -293,7 +294,8 @@ class Run:
         first = next(iter(self.data.val))
         guards.check_finite_inputs(first[0], "val")
         batch = tuple(t.to(self.device) for t in first)
-        self.task.check_batch(model, self.criterion, batch)
+        sums = self.task.check_batch(model, self.criterion, batch)
+        check_monitor(self.task, sums, len(batch[0]), str(self.cfg.trainer.monitor))
 
     # ------------------------------------------------------------------ training
     def checkpoint_payload(self) -> dict[str, Any]:

@@ -61,7 +61,7 @@ class Task:
                 f"{where} (a loss picks its task by itself: loss={first} alone selects task={self.name})"
             )
 
-    def check_batch(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> None:
+    def check_batch(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
         """Run one batch forward (eval mode, no grad) and turn shape mismatches into a clear error."""
         was_training = model.training
         model.eval()
@@ -70,7 +70,7 @@ class Task:
                 out = model(batch[0])
                 self.check_output(out, batch[1])
                 try:
-                    self.step(model, criterion, batch)
+                    _, sums = self.step(model, criterion, batch)
                 except (RuntimeError, ValueError, IndexError) as exc:
                     raise ConfigError(
                         f"loss {type(criterion).__name__} cannot take the model output {list(out.shape)} with "
@@ -79,6 +79,7 @@ class Task:
                     ) from exc
         finally:
             model.train(was_training)
+        return sums
 
     def check_output(self, out: torch.Tensor, y: torch.Tensor) -> None:
         pass
@@ -560,13 +561,13 @@ class Sequence(Task):
         if blank != self.blank:
             raise ConfigError(f"loss.blank={blank} but task.blank={self.blank}; make them equal")
 
-    def check_batch(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> None:
+    def check_batch(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
         if len(batch) < 3 or batch[1].dim() != 2:
             raise ConfigError(
                 "task=sequence needs batches of (inputs, label sequences, their lengths), e.g. data=digit_strings; "
                 f"this data gives {len(batch)} tensor(s) with targets {list(batch[1].shape)}"
             )
-        super().check_batch(model, criterion, batch)
+        return super().check_batch(model, criterion, batch)
 
     def check_output(self, out: torch.Tensor, y: torch.Tensor) -> None:
         if out.dim() != 3:
@@ -604,6 +605,20 @@ LOSS_OPTIONS = {
     "KLDivLoss": "kl_div", "MarginRankingLoss": "margin_ranking", "CosineEmbeddingLoss": "cosine_embedding",
     "HingeEmbeddingLoss": "hinge_embedding", "TripletMarginLoss": "triplet_margin", "CTCLoss": "ctc",
 }
+
+
+def check_monitor(task: Any, sums: Any, count: int, monitor: str) -> None:
+    """Refuse a trainer.monitor the run would never log, before the first step rather than after an epoch.
+
+    `sums` are what `task.step` gave for one batch (`check_batch` returns them); the epoch's columns
+    are `train_` and `val_` plus each name `task.finalize` makes of such sums.
+    """
+    if not isinstance(sums, dict) or monitor in ("train_time_s", "train_samples_per_s"):
+        return
+    names = task.finalize({**{k: float(v) for k, v in sums.items()}, "count": float(count)})
+    columns = [f"{split}_{name}" for split in ("train", "val") for name in names]
+    if monitor not in columns:
+        raise ConfigError(f"trainer.monitor={monitor} is not a metric of this run; choose one of: {', '.join(columns)}")
 
 
 def tasks_for_loss(loss_name: str) -> list[str]:
