@@ -487,3 +487,17 @@ def test_check_refuses_a_monitor_the_run_would_only_miss_after_an_epoch() -> Non
         check_monitor(Regression(), sums, 2, "val_acc")
     check_monitor(Regression(), sums, 2, "val_rmse")
     check_monitor(Regression(), sums, 2, "train_time_s")
+
+
+def test_plot_of_a_run_that_failed_before_an_epoch_says_so(tmp_path: Path) -> None:
+    from trainkit.errors import TrainkitError
+    from trainkit.plot import plot
+
+    run = tmp_path / "outputs" / "2026-12-01" / "05-38-01"
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({"status": "failed", "error": "TrainingDiverged: the training loss became nan"}))
+    with pytest.raises(TrainkitError) as err:
+        plot([str(run)])
+    message = str(err.value)
+    assert "the run ended before its first epoch (status failed: TrainingDiverged" in message
+    assert "is it a trainkit run" not in message

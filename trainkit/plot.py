@@ -179,6 +179,18 @@ def plot_comparison(runs: list[Path], out: Path) -> Path:
     return out
 
 
+def _ended(run: Path) -> str:
+    """How a run without metrics ended, from its summary.json: 'status failed: <error>'."""
+    import json
+
+    try:
+        summary = json.loads((run / "summary.json").read_text())
+    except (OSError, ValueError):
+        return "see its train.log"
+    error = summary.get("error")
+    return f"status {summary.get('status')}" + (f": {error}" if error else "")
+
+
 def plot(paths: list[str], out: str | None = None) -> list[Path]:
     """What `trainkit plot` does; returns the files written."""
     dirs = [Path(p) for p in paths]
@@ -188,6 +200,8 @@ def plot(paths: list[str], out: str | None = None) -> list[Path]:
     runs: list[Path] = []
     for d in dirs:
         found = find_runs(d)
+        if not found and (d / "summary.json").is_file():  # a run that ended before its first epoch
+            raise TrainkitError(f"{d} has no {METRICS_FILE}: the run ended before its first epoch ({_ended(d)}); nothing to plot")
         if not found:
             raise TrainkitError(f"no {METRICS_FILE} in {d} or below; is it a trainkit run or sweep directory?")
         runs += [r for r in found if r not in runs]
