@@ -287,3 +287,12 @@ def test_tasks_without_a_metric_family_keep_their_own_metrics() -> None:
     assert r["metrics"] == {"loss": 0.5} and "no torchmetrics metrics for task=triplets" in r["note"]
     r = _report(Classification(), torch.zeros(6), torch.zeros(6, dtype=torch.long))
     assert r["metrics"] == {"loss": 0.5} and "skipped" in r["note"]
+
+
+def test_a_report_without_a_metric_family_counts_the_test_samples() -> None:
+    # It read "test report (best epoch 2, 0 samples)" for triplets, sequence and a user's own task.
+    from trainkit.data.loaders import TensorLoader
+
+    loader = TensorLoader((torch.zeros(7, 2), torch.zeros(7)), batch_size=3)
+    r = compute_report(Echo(), loader, Named("triplets"), None, torch.device("cpu"), task_metrics={"loss": 0.5})
+    assert r["samples"] == 7 and r["metrics"] == {"loss": 0.5}

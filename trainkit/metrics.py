@@ -173,6 +173,7 @@ def compute_report(
                               "metrics": {k: v for k, v in (task_metrics or {}).items()}}
     if kind is None:
         report["note"] = f"no torchmetrics metrics for task={report['task']}; the report holds the task's own test metrics"
+        report["samples"] = int(getattr(loader, "num_samples", 0))  # what the task's own test pass measured
         return report
     report_batch = getattr(task, "report_batch", None)
     was_training = model.training
