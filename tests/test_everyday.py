@@ -120,6 +120,9 @@ def test_every_built_in_option_has_a_description_for_ls() -> None:
 
     missing = [f"{o.group}/{o.name}" for options in catalog().values() for o in options.values() if not o.description]
     assert not missing, f"add a one-line '# ...' header comment to: {missing}"
+    dangling = [f"{o.group}/{o.name}" for options in catalog().values() for o in options.values()
+                if o.description.rstrip().endswith(":")]
+    assert not dangling, f"a description that ends with ':' reads cut off in 'trainkit ls': {dangling}"
 
 
 # --------------------------------------------------------------------------- show
