@@ -493,3 +493,13 @@ def test_every_command_in_components_doc_trains_an_epoch(command: str, tmp_path:
     cfg = compose([*args, "trainer.epochs=1", "trainer.progress=none", "device=cpu"])
     rows_out = fit_rows(cfg, tmp_path / "run")
     assert math.isfinite(rows_out[0]["train_loss"])
+
+
+@pytest.mark.parametrize(("option", "key"), [("tensor_file", "data.path"), ("csv", "data.path"), ("image_folder", "data.root")])
+def test_user_data_without_its_path_is_a_one_line_error_not_a_traceback(option: str, key: str) -> None:
+    # `trainkit train data=tensor_file` (path forgotten) used to die in OmegaConf with a traceback.
+    from trainkit.config import compose, validate
+    from trainkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(f"{key} has no value (???); give it on the command line, e.g. {key}=...")):
+        validate(compose([f"data={option}"]))

@@ -307,6 +307,9 @@ def validate(cfg: DictConfig) -> None:
     missing = [k for k in REQUIRED if _select_or_absent(cfg, k) is _ABSENT]
     if missing:
         problems.append(f"missing {', '.join(missing)} (deleted with ~?); trainkit needs them: set KEY=VALUE")
+    unset = _unset_keys(OmegaConf.to_container(cfg, resolve=False))  # `???`: data=tensor_file needs data.path
+    if unset:
+        problems.append(f"{', '.join(unset)} has no value (???); give it on the command line, e.g. {unset[0]}=...")
     for key, check in RULES.items():
         try:
             value = OmegaConf.select(cfg, key, throw_on_missing=True, default=_ABSENT)
@@ -331,6 +334,13 @@ def validate(cfg: DictConfig) -> None:
 
 
 _ABSENT = object()
+
+
+def _unset_keys(node: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose value is still `???` (not resolved: an interpolation to one would raise)."""
+    if isinstance(node, dict):
+        return [k for key, v in node.items() for k in _unset_keys(v, f"{prefix}{key}.")]
+    return [prefix.rstrip(".")] if node == "???" else []
 
 
 def _select_or_absent(cfg: DictConfig, key: str) -> Any:
