@@ -504,3 +504,17 @@ def test_plot_of_a_run_that_failed_before_an_epoch_says_so(tmp_path: Path) -> No
     message = str(err.value)
     assert "the run ended before its first epoch (status failed: TrainingDiverged" in message
     assert "is it a trainkit run" not in message
+
+
+def test_a_group_given_null_or_a_number_is_told_it_takes_option_names() -> None:
+    # `logger=null` used to read "every override needs a key, as key=value", which it has.
+    from trainkit.config import compose
+    from trainkit.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        compose(["logger=null"])
+    assert str(err.value) == (
+        "'logger=null': config group 'logger' takes an option name or a list of them, e.g. logger=csv (see 'trainkit ls logger')"
+    )
+    with pytest.raises(ConfigError, match=r"^'model=1': config group 'model' takes an option name"):
+        compose(["model=1"])

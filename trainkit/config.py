@@ -101,6 +101,16 @@ def translate_hydra_error(exc: Exception, overrides: Sequence[str], user_config_
             "or add -m (--multirun) to sweep over the values"
         )
     if "Config group override must be a string" in text:
+        # `logger=null`, `model=1`: a group takes an option name (or a list of them), not a value.
+        dirs = [config_dir(), *([Path(user_config_dir)] if user_config_dir else [])]
+        picks = [o for o in overrides if "=" in o and any((d / o.split("=", 1)[0].lstrip("+")).is_dir() for d in dirs)]
+        for pick in picks:
+            group, value = pick.lstrip("+").split("=", 1)
+            if not re.fullmatch(r"[\w\-]+|\[.*\]", value) or value in ("null", "true", "false") or value.isdigit():
+                return ConfigError(
+                    f"'{pick}': config group '{group}' takes an option name or a list of them, "
+                    f"e.g. {group}={group_options(group, user_config_dir)[0]} (see 'trainkit ls {group}')"
+                )
         shown = " ".join(overrides)
         return ConfigError(f"cannot parse overrides {shown!r}: every override needs a key, as key=value")
     m = re.search(r"Key '([^']+)' is not in struct", text)
