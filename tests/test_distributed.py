@@ -221,6 +221,19 @@ def test_strategy_ddp_without_torchrun_says_how_to_launch(monkeypatch: pytest.Mo
     assert distributed.setup_run(compose([]), Path("unused")).world_size == 1
 
 
+def test_strategy_ddp_without_torchrun_is_refused_before_a_run_dir_exists(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainkit.cli import preflight
+
+    for var in ("RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(ConfigError, match="torchrun --nproc_per_node=N -m trainkit train"):
+        preflight(["trainer.strategy=ddp"], None, multirun=False)
+    preflight(["trainer.strategy=ddp"], None, multirun=True)  # a submitit sweep: its jobs are the processes
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    preflight(["trainer.strategy=ddp"], None, multirun=False)
+
+
 def test_strategy_dp_on_cpu_falls_back_to_one_device_with_a_message() -> None:
     model = nn.Linear(3, 2)
     wrapped, note = distributed.wrap_model(model, torch.device("cpu"), "dp")
