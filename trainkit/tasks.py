@@ -45,7 +45,10 @@ class Task:
     def finalize(self, sums: dict[str, float]) -> dict[str, float]:
         """Turn summed statistics (read from the device once, plus the host-side `count`) into metrics."""
         n = max(sums.get("count", 0.0), 1.0)
-        return {"loss": sums.get("loss", float("nan")) / n}
+        metrics = {"loss": sums.get("loss", float("nan")) / n}
+        if "correct" in sums:  # tasks that count right answers per sample report accuracy
+            metrics["acc"] = sums["correct"] / n
+        return metrics
 
     def check_criterion(self, criterion: nn.Module) -> None:
         """Refuse a loss this task cannot feed, listing what fits (and which task the loss fits)."""
@@ -104,11 +107,6 @@ class Classification(Task):
             sums = {"correct": (out.argmax(dim=1) == y).sum()}
         sums["loss"] = loss.detach() * len(y)
         return loss, sums
-
-    def finalize(self, sums: dict[str, float]) -> dict[str, float]:
-        metrics = super().finalize(sums)
-        metrics["acc"] = sums.get("correct", 0.0) / max(sums.get("count", 0.0), 1.0)
-        return metrics
 
     def check_output(self, out: torch.Tensor, y: torch.Tensor) -> None:
         if out.dim() != 2:
@@ -213,11 +211,6 @@ class Binary(Task):
             sums = {"correct": (predicted == positive).sum()}
         sums["loss"] = loss.detach() * len(out)
         return loss, sums
-
-    def finalize(self, sums: dict[str, float]) -> dict[str, float]:
-        metrics = super().finalize(sums)
-        metrics["acc"] = sums.get("correct", 0.0) / max(sums.get("count", 0.0), 1.0)
-        return metrics
 
     def report_batch(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, 0/1 targets) for the test report (trainkit.metrics), whatever the loss took."""
@@ -382,11 +375,6 @@ class SoftTargets(Task):
         sums["loss"] = loss.detach() * len(out)
         return loss, sums
 
-    def finalize(self, sums: dict[str, float]) -> dict[str, float]:
-        metrics = super().finalize(sums)
-        metrics["acc"] = sums.get("correct", 0.0) / max(sums.get("count", 0.0), 1.0)
-        return metrics
-
     def check_output(self, out: torch.Tensor, y: torch.Tensor) -> None:
         classes = y.shape[1] if y.dim() == 2 else self.out_features
         if out.dim() != 2 or (classes is not None and out.shape[1] != classes):
@@ -481,11 +469,6 @@ class Triplets(Task):
         sums["loss"] = loss.detach() * len(y)
         return loss, sums
 
-    def finalize(self, sums: dict[str, float]) -> dict[str, float]:
-        metrics = super().finalize(sums)
-        metrics["acc"] = sums.get("correct", 0.0) / max(sums.get("count", 0.0), 1.0)
-        return metrics
-
     def check_output(self, out: torch.Tensor, y: torch.Tensor) -> None:
         _check_embedding(self.name, out)
 
@@ -549,11 +532,6 @@ class Sequence(Task):
         wanted = torch.where(pos < lengths.unsqueeze(1), targets, torch.full_like(targets, self.blank))
         same = (decoded == wanted).all(1) & (keep.sum(1) == lengths)
         return same.sum()
-
-    def finalize(self, sums: dict[str, float]) -> dict[str, float]:
-        metrics = super().finalize(sums)
-        metrics["acc"] = sums.get("correct", 0.0) / max(sums.get("count", 0.0), 1.0)
-        return metrics
 
     def check_criterion(self, criterion: nn.Module) -> None:
         super().check_criterion(criterion)
