@@ -120,8 +120,21 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
             dotlist.append(f"{bare}={value}")
     if dotlist:
         with open_dict(cfg):
-            cfg.merge_with(OmegaConf.from_dotlist(dotlist))
+            merge_dotlist(cfg, dotlist)
     return cfg
+
+
+def merge_dotlist(cfg: DictConfig, dotlist: list[str]) -> None:
+    """Merge `key=value` overrides into a stored config; broken syntax is a one-line user error."""
+    for ov in dotlist:
+        try:
+            cfg.merge_with(OmegaConf.from_dotlist([ov]))
+        except Exception as exc:  # yaml/omegaconf parse or merge error: the user's typo, not our bug
+            reason = " ".join(str(exc).split("\n")[0].split())
+            raise ConfigError(
+                f"cannot parse override '{ov}' ({reason}); write key=value, lists as key=[a,b], "
+                "and quote values with spaces or special characters"
+            ) from exc
 
 
 @dataclass
