@@ -413,3 +413,33 @@ def test_resume_falls_back_to_the_previous_checkpoint_and_refuses_foreign_code(r
     torch.save(ckpt, run / "checkpoints" / "last.pt")
     with pytest.raises(TrainkitError, match="os.system"):
         plan(str(run), [])
+
+
+def test_resume_of_a_sweep_directory_says_how_to_resume_its_jobs(tmp_path: Path) -> None:
+    from trainkit.resume import locate
+
+    (tmp_path / "0").mkdir()
+    (tmp_path / "multirun.yaml").write_text("{}\n")
+    with pytest.raises(TrainkitError, match="is a sweep directory.*trainer.skip_done=true hydra.sweep.dir="):
+        locate(str(tmp_path))
+
+
+def test_resume_takes_the_allow_option_its_refusal_recommends(
+    reference: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from trainkit.resume import plan
+
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    ckpt["config"]["model"]["_target_"] = "their_pkg.Net"
+    torch.save(ckpt, run / "checkpoints" / "last.pt")
+    assert cli.main(["train", f"resume={run}"]) == 2
+    assert "rerun with --allow their_pkg." in capsys.readouterr().err
+    # allowed: past the check, up to the next one (trainer.epochs=1 is fewer than the 3 done; nothing runs)
+    assert cli.main(["train", f"resume={run}", "--allow", "their_pkg.", "trainer.epochs=1"]) == 2
+    err = capsys.readouterr().err
+    assert "resume can only add epochs" in err and "say-so" not in err
+    assert plan(str(run), [], allow=["their_pkg."]).cfg.model._target_ == "their_pkg.Net"

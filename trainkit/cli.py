@@ -46,6 +46,7 @@ Compose configs/train.yaml with the overrides (Hydra syntax) and train.
   -sc install=bash    tab completion: put eval "$(trainkit train -sc install=bash)" in ~/.bashrc
   resume=RUN_DIR      continue a stopped run exactly, in its own directory    resume=outputs/DATE/TIME
                       (or resume=PATH/last.pt); only trainer.epochs, logging and loader speed may change
+  --allow PREFIX      with resume=: also build the checkpoint config's _target_s under PREFIX
 
 examples:
   trainkit train
@@ -152,7 +153,20 @@ def resume_train(spec: str, args: list[str]) -> int:
             "resume= continues one run; to finish a sweep, re-run it with trainer.skip_done=true "
             "hydra.sweep.dir=DIR"
         )
-    resume = plan(spec, args)
+    allow: list[str] = []  # --allow PREFIX: what the refusal of a stored config's _target_ tells the user to add
+    rest: list[str] = []
+    it = iter(args)
+    for a in it:
+        if a == "--allow":
+            value = next(it, None)
+            if value is None or value.startswith("-"):
+                raise TrainkitError("--allow needs a package prefix: --allow my_pkg.")
+            allow.append(value)
+        elif a.startswith("--allow="):
+            allow.append(a.split("=", 1)[1])
+        else:
+            rest.append(a)
+    resume = plan(spec, rest, allow=allow)
     return run_hydra(resume.hydra_args(), resume=resume)
 
 

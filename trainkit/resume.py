@@ -76,6 +76,11 @@ def locate(spec: str) -> tuple[Path, Path]:
                     path.parent.resolve() if path.name == "checkpoints" else path.resolve(),
                     path / "last.pt",
                 )
+            if (path / "multirun.yaml").is_file():  # a sweep's root, not one of its runs
+                raise TrainkitError(
+                    f"resume={spec} is a sweep directory; resume one of its jobs (resume={spec.rstrip('/')}/0) "
+                    f"or re-run the sweep with trainer.skip_done=true hydra.sweep.dir={spec.rstrip('/')}"
+                )
             raise TrainkitError(
                 f"resume={spec}: no checkpoints/last.pt in that directory; the run stopped before its first "
                 "checkpoint, so start it again (or give the path of a .pt file)"
@@ -160,7 +165,7 @@ def _hydra_quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def plan(spec: str, overrides: list[str]) -> ResumePlan:
+def plan(spec: str, overrides: list[str], allow: list[str] | tuple[str, ...] = ()) -> ResumePlan:
     """Check a `resume=` request and build its config: the checkpoint's, plus the safe overrides."""
     from trainkit import checkpoint as ckpt_io
     from trainkit.config import validate
@@ -182,7 +187,7 @@ def plan(spec: str, overrides: list[str]) -> ResumePlan:
     cfg = OmegaConf.create(stored)
     cfg = apply_overrides(cfg, overrides)
     # The stored config is what will be instantiated: only allowed _target_s (trainkit.security).
-    check_stored_config(cfg, allowed_prefixes(), source=f"the config stored in checkpoint '{ckpt_path}'")
+    check_stored_config(cfg, allowed_prefixes(allow), source=f"the config stored in checkpoint '{ckpt_path}'")
     validate(cfg)
     done = int(ckpt.get("epoch", 0)) + (1 if ckpt.get("batch_in_epoch") else 0)
     if int(cfg.trainer.epochs) < done:
