@@ -443,3 +443,10 @@ def test_resume_takes_the_allow_option_its_refusal_recommends(
     err = capsys.readouterr().err
     assert "resume can only add epochs" in err and "say-so" not in err
     assert plan(str(run), [], allow=["their_pkg."]).cfg.model._target_ == "their_pkg.Net"
+
+
+def test_interval_sweep_with_the_basic_sweeper_is_a_one_line_error() -> None:
+    with pytest.raises(TrainkitError, match=r"optim.lr=interval\(0,1\): Hydra's basic sweeper cannot sample"):
+        cli.preflight(["optim.lr=interval(0,1)", "trainer.epochs=1"], None, True)
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    cli.preflight(["optim.lr=interval(0.001,0.1)", "hparams_search=optuna"], None, True)  # Optuna samples it

@@ -113,8 +113,28 @@ def preflight(overrides: list[str], config_dir: str | None, multirun: bool) -> N
     if multirun:
         for job in expand_sweep(overrides):
             validate(compose(job, user_config_dir=config_dir))
+        _check_interval_sweeps(overrides, config_dir)
     else:
         validate(compose(overrides, user_config_dir=config_dir))
+
+
+def _check_interval_sweeps(overrides: list[str], config_dir: str | None) -> None:
+    """`key=interval(a,b)` needs a sampling sweeper (Optuna); Hydra's basic one fails with a traceback."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from trainkit.config import compose
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))  # already parsed by expand_sweep
+    intervals = [ov.input_line for ov in parsed if ov.is_sweep_override() and not ov.is_discrete_sweep()]
+    if not intervals:
+        return
+    fixed = [ov.input_line for ov in parsed if not ov.is_sweep_override()]
+    hydra_cfg = compose(fixed, user_config_dir=config_dir, return_hydra_config=True).hydra
+    if str(hydra_cfg.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        raise TrainkitError(
+            f"{intervals[0]}: Hydra's basic sweeper cannot sample an interval; list values (a,b,c), "
+            "use range(start,stop,step), or search with hparams_search=optuna"
+        )
 
 
 def cmd_train(args: list[str]) -> int:
