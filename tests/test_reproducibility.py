@@ -450,3 +450,29 @@ def test_interval_sweep_with_the_basic_sweeper_is_a_one_line_error() -> None:
         cli.preflight(["optim.lr=interval(0,1)", "trainer.epochs=1"], None, True)
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     cli.preflight(["optim.lr=interval(0.001,0.1)", "hparams_search=optuna"], None, True)  # Optuna samples it
+
+
+def test_resuming_a_run_that_early_stopping_ended_trains_no_further_epoch(tmp_path: Path) -> None:
+    # Resuming it (or a kill between its last.pt and its summary) trained one more epoch and moved stop_epoch.
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from trainkit.early_stopping import EarlyStopping
+    from trainkit.loop import LoopState
+    from trainkit.run import Run
+
+    (tmp_path / "metrics.csv").write_text("epoch,step,val_loss\n1,20,0.5\n2,40,0.3\n3,60,0.4\n4,80,0.35\n")
+
+    def resumed(patience: int, epoch: int = 4) -> SimpleNamespace:
+        return SimpleNamespace(
+            early_stopping=EarlyStopping(patience=patience), state=LoopState(epoch=epoch), resume_from=tmp_path,
+            dist=SimpleNamespace(is_main=True), run_dir=tmp_path, stop_epoch=None,
+            cfg=OmegaConf.create({"trainer": {"monitor": "val_loss"}}),
+        )
+
+    done = resumed(patience=2)  # epochs 3 and 4 did not improve on 0.3: it had stopped at epoch 4
+    assert Run.stopped_early_before_resume(done) and done.stop_epoch == 4
+    longer = resumed(patience=3)  # a larger patience on resume: it goes on, with the count replayed
+    assert not Run.stopped_early_before_resume(longer) and longer.early_stopping.wait == 2
+    assert not Run.stopped_early_before_resume(resumed(patience=2, epoch=2))  # not stopped yet at epoch 2
