@@ -476,3 +476,13 @@ def test_resuming_a_run_that_early_stopping_ended_trains_no_further_epoch(tmp_pa
     longer = resumed(patience=3)  # a larger patience on resume: it goes on, with the count replayed
     assert not Run.stopped_early_before_resume(longer) and longer.early_stopping.wait == 2
     assert not Run.stopped_early_before_resume(resumed(patience=2, epoch=2))  # not stopped yet at epoch 2
+
+
+def test_printed_resume_command_allows_the_runs_own_packages(tmp_path: Path) -> None:
+    # A run of the user's own model (--config-dir) printed `resume=DIR`, which resume= then refused.
+    from trainkit.resume import resume_command
+
+    cfg = {"model": {"_target_": "my_project.models.SpiralNet"}, "optim": {"_target_": "torch.optim.SGD"},
+           "scheduler": {"_target_": None}}
+    assert resume_command(tmp_path, cfg).endswith(f"resume={tmp_path.resolve()} --allow my_project.")
+    assert resume_command(tmp_path, {"optim": {"_target_": "torch.optim.SGD"}}) == f"trainkit train resume={tmp_path.resolve()}"

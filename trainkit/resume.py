@@ -207,12 +207,28 @@ def _choices(run_dir: Path) -> dict[str, str]:
         return {}
 
 
-def resume_command(run_dir: Path | str) -> str:
-    """The command that continues `run_dir` (relative to the current directory when it is below it)."""
+def resume_command(run_dir: Path | str, cfg: Any = None) -> str:
+    """The command that continues `run_dir` (relative to the current directory when it is below it).
+
+    With the run's config, it also allows the packages of its own `_target_`s (a model of the user's,
+    from --config-dir) that resume= would otherwise refuse as foreign code.
+    """
+    from trainkit.security import DEFAULT_ALLOWED, is_allowed, iter_targets
+
     path = Path(run_dir).resolve()
     with contextlib.suppress(ValueError):
         path = path.relative_to(Path.cwd())
-    return shlex.join(["trainkit", "train", f"resume={path}"])
+    allow: list[str] = []
+    if cfg is not None:
+        from trainkit.config import to_plain
+
+        plain = to_plain(cfg) if isinstance(cfg, DictConfig) else cfg
+        for _, target in iter_targets(plain):
+            if isinstance(target, str) and not is_allowed(target, DEFAULT_ALLOWED):
+                package = target.split(".")[0] + "."
+                if package not in DEFAULT_ALLOWED and package not in allow:
+                    allow.append(package)
+    return shlex.join(["trainkit", "train", f"resume={path}", *(a for p in allow for a in ("--allow", p))])
 
 
 # --------------------------------------------------------------------------- the Hydra job

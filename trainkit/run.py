@@ -423,7 +423,7 @@ class Run:
             name = signal.Signals(self.stopper.signum).name
             raise RunInterrupted(
                 f"{name}: stopped at epoch {self.state.epoch + 1}, step {self.state.step}; "
-                f"wrote {self.ckpt_dir / 'last.pt'}\nresume with: {resume_command(self.run_dir)}",
+                f"wrote {self.ckpt_dir / 'last.pt'}\nresume with: {resume_command(self.run_dir, self.cfg)}",
                 int(self.stopper.signum),
             )
         if self.dist.is_main:
