@@ -151,6 +151,15 @@ def test_broken_syntax_in_eval_and_resume_overrides_is_a_one_line_error() -> Non
         apply_overrides(OmegaConf.create({"trainer": {"epochs": 2}}), ["trainer.epochs=[1,2"])
 
 
+def test_deleting_a_whole_config_group_is_refused_before_the_run() -> None:
+    # ~optim passed validation and failed mid-build with an omegaconf traceback in a new run directory.
+    from trainkit.config import validate
+
+    for group in ("model", "loss", "optim", "scheduler", "task"):
+        with pytest.raises(ConfigError, match=f"missing {group} \\(deleted with ~\\?\\)"):
+            validate(compose([f"~{group}"]))
+
+
 # --------------------------------------------------------------------------- _target_ allow-list (unit)
 
 
