@@ -221,6 +221,19 @@ def test_strategy_ddp_without_torchrun_says_how_to_launch(monkeypatch: pytest.Mo
     assert distributed.setup_run(compose([]), Path("unused")).world_size == 1
 
 
+def test_strategy_ddp_without_torchrun_is_refused_before_a_run_dir_exists(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainkit.cli import preflight
+
+    for var in ("RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(ConfigError, match="torchrun --nproc_per_node=N -m trainkit train"):
+        preflight(["trainer.strategy=ddp"], None, multirun=False)
+    preflight(["trainer.strategy=ddp"], None, multirun=True)  # a submitit sweep: its jobs are the processes
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    preflight(["trainer.strategy=ddp"], None, multirun=False)
+
+
 def test_strategy_dp_on_cpu_falls_back_to_one_device_with_a_message() -> None:
     model = nn.Linear(3, 2)
     wrapped, note = distributed.wrap_model(model, torch.device("cpu"), "dp")
@@ -324,3 +337,36 @@ def test_docs_page_and_readme_section_exist() -> None:
     for needed in ("torchrun", "submitit_slurm", "trainer.strategy=dp", "global batch", "nccl"):
         assert needed in text
     assert "torchrun" in (REPO / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_ddp_run_resumed_mid_epoch_writes_the_metrics_of_the_run_left_alone(tmp_path: Path) -> None:
+    """SIGTERM mid-epoch, then resume under torchrun: the same metrics.csv and weights as no interruption.
+
+    The partial train sums in last.pt are all ranks' (not rank 0's alone), carried once on resume.
+    """
+    args = ["-m", "trainkit", "train", "device=cpu", "trainer.epochs=2", "trainer.progress=none",
+            "trainer.checkpoint_every_n_steps=7"]
+
+    def torchrun_in(cwd: Path, args: list[str], **env: str) -> Path:
+        cwd.mkdir(exist_ok=True)
+        proc = subprocess.run(torchrun(args), cwd=cwd, env=cli_env(**env), capture_output=True, text=True,
+                              timeout=300)
+        (run_dir,) = run_dirs(cwd / "outputs")
+        return run_dir if proc.returncode == 0 else Path(proc.stdout[-2000:] + proc.stderr[-2000:])
+
+    alone = torchrun_in(tmp_path / "alone", args)
+    stopped = torchrun_in(tmp_path / "stopped", args, TRAINKIT_TEST_SIGNAL="15:TERM")  # epoch 2, batch 5 of 10
+    (stopped,) = run_dirs(tmp_path / "stopped" / "outputs")
+    assert load_summary(stopped)["status"] == "interrupted"
+    # As docs/distributed.md says: the same torchrun launch with resume= (the checkpoint holds the config).
+    assert torchrun_in(tmp_path / "stopped", ["-m", "trainkit", "train", f"resume={stopped}"]) == stopped
+    assert load_summary(stopped)["status"] == "completed"
+
+    def rows(run_dir: Path) -> list[list[str]]:
+        return [line.split(",")[:7] for line in (run_dir / "metrics.csv").read_text().splitlines()]
+
+    assert rows(stopped) == rows(alone)  # epoch, step, lr, train/val loss and acc; time columns aside
+    a = torch.load(alone / "checkpoints" / "last.pt", weights_only=True)["model"]
+    b = torch.load(stopped / "checkpoints" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -160,6 +160,25 @@ def test_trimmed_metric_sums_stay_exact() -> None:
     assert train["loss"] == pytest.approx(ref["loss"], rel=1e-6)
 
 
+
+@pytest.mark.parametrize("on_nan,clip", [("stop", None), ("skip_batch", 1.0)])
+def test_an_epoch_reads_the_device_once_not_once_per_step(monkeypatch, on_nan: str, clip) -> None:  # type: ignore[no-untyped-def]
+    """No .item()/.tolist()/float()/bool()/.cpu() per step: on a GPU each would stall the queue."""
+    reads: list[str] = []
+    for name in ("item", "tolist", "cpu", "numpy", "__float__", "__int__", "__bool__", "__repr__", "__format__"):
+        original = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _f=original, _n=name, **k: reads.append(_n) or _f(self, *a, **k))
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(640, 12, generator=g), torch.randint(0, 4, (640,), generator=g)
+    model = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 4))
+    loop = Loop(model=model, criterion=nn.CrossEntropyLoss(), optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                scheduler=None, interval="epoch", task=Classification(4), device=torch.device("cpu"),
+                progress="none", log_every=1000, on_nan=on_nan, grad_clip=clip)
+    train_one_epoch(loop, TensorLoader((x, y), 16, shuffle=True), LoopState(), 0, 1)  # 40 steps
+    evaluate(loop, TensorLoader((x, y), 16))  # 40 batches
+    assert len(reads) <= 2, reads  # one read of the sums per epoch and per evaluation
+
+
 # ---------------------------------------------------------------------------- GPU settings on the CPU
 
 

@@ -115,7 +115,16 @@ def preflight(overrides: list[str], config_dir: str | None, multirun: bool) -> N
             validate(compose(job, user_config_dir=config_dir))
         _check_interval_sweeps(overrides, config_dir)
     else:
-        validate(compose(overrides, user_config_dir=config_dir))
+        cfg = compose(overrides, user_config_dir=config_dir)
+        validate(cfg)
+        # One plain process asked for DDP: refuse before Hydra makes a run directory (as Run.setup would).
+        if str(cfg.trainer.get("strategy", "auto")) == "ddp" and not ("RANK" in os.environ and "WORLD_SIZE" in os.environ):
+            from trainkit.errors import ConfigError
+
+            raise ConfigError(
+                "trainer.strategy=ddp needs one process per device: launch with "
+                "'torchrun --nproc_per_node=N -m trainkit train ...' (or use the default trainer.strategy=auto)"
+            )
 
 
 def _check_interval_sweeps(overrides: list[str], config_dir: str | None) -> None:

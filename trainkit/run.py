@@ -259,6 +259,8 @@ class Run:
             partial_sums=dict(ckpt.get("partial_sums") or {}),
             epoch_lr=ckpt.get("epoch_lr"),
         )
+        if not self.dist.is_main:  # the partial sums are all ranks' together: rank 0 carries them, once
+            self.state.partial_sums = {k: 0.0 for k in self.state.partial_sums}
         self._seen_step = self.state.step
         self.earlier_time_s = float(ckpt.get("wall_time_s") or 0.0)
         if ckpt.get("rng") is None:
@@ -400,14 +402,18 @@ class Run:
             os.kill(os.getpid(), self._signal_at[1])
 
     def save_mid_epoch(self) -> None:
-        """last.pt at the current step, with the epoch's partial sums so the epoch's metrics stay exact."""
-        if not self.loop.is_main:
-            return
+        """last.pt at the current step, with the epoch's partial sums so the epoch's metrics stay exact.
+
+        Under DDP every rank calls it at the same step: the partial sums are summed over all ranks
+        (one collective), so the checkpoint holds the whole run's part of the epoch, not rank 0's.
+        """
         s = self.state
         if s.batch_in_epoch:
             sums = {k: v for k, v in self._sums.items() if k != "count"}
             count = int(self._sums["count"]) if "count" in self._sums else 0
-            s.partial_sums = read_sums(sums, count)
+            s.partial_sums = read_sums(*distributed.all_reduce_sums(sums, count))
+        if not self.loop.is_main:
+            return
         ckpt_io.atomic_save(self.checkpoint_payload(), self.ckpt_dir / "last.pt", keep_previous=True)
 
     def train(self) -> dict[str, Any]:
@@ -496,10 +502,11 @@ class Run:
         """A signal stopped all ranks at one step: rank 0 saves last.pt and summary; all exit 128+signal."""
         assert self.stop is not None
         self._stopped = True
+        finite = guards.model_is_finite(self.raw_model)  # the same weights on every rank
+        if finite:  # a NaN model is never saved, even on a signal
+            self.save_mid_epoch()  # every rank: the epoch's partial sums up to this step, summed over ranks
         if self.dist.is_main:
-            if guards.model_is_finite(self.raw_model):  # a NaN model is never saved, even on a signal
-                self.save_mid_epoch()  # with the epoch's partial sums up to this step
-            else:
+            if not finite:
                 say("the weights are NaN/inf: last.pt keeps the last good epoch", style="yellow")
             write_json(self.run_dir / "summary.json", self.summary("interrupted"))
         say(f"stopped by signal {self.stop.received or 'on another rank'} at epoch {self.state.epoch + 1}, "
