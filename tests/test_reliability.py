@@ -113,6 +113,53 @@ def test_failing_write_mid_save_leaves_the_last_checkpoint_intact(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temp file, no .prev left over
 
 
+def test_second_ctrl_c_during_a_checkpoint_write_is_a_keyboard_interrupt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The impatient second Ctrl-C lands while last.pt is written: torch's zip writer then raised a
+    # RuntimeError that hid the interrupt (a traceback, exit 1); it must stay a KeyboardInterrupt (exit 130).
+    import io
+
+    path = tmp_path / "last.pt"
+    ckpt_io.atomic_save({"model": {"w": torch.zeros(2)}, "epoch": 1}, path)
+
+    class CtrlCOnThirdWrite(io.FileIO):
+        writes = 0
+
+        def write(self, b):  # type: ignore[no-untyped-def]
+            CtrlCOnThirdWrite.writes += 1
+            if CtrlCOnThirdWrite.writes == 3:
+                raise KeyboardInterrupt
+            return super().write(b)
+
+    monkeypatch.setattr(ckpt_io.os, "fdopen", lambda fd, mode: CtrlCOnThirdWrite(fd, "wb"))
+    with pytest.raises(KeyboardInterrupt):
+        ckpt_io.atomic_save({"model": {"w": torch.ones(10_000)}, "epoch": 2}, path, keep_previous=True)
+    monkeypatch.undo()
+    assert ckpt_io.load(path)["epoch"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+def test_broken_syntax_in_eval_and_resume_overrides_is_a_one_line_error() -> None:
+    from omegaconf import OmegaConf
+
+    from trainkit.evaluate import apply_eval_overrides
+    from trainkit.resume import apply_overrides
+
+    for bad in ("data.batch_size=[1,2", "data.batch_size='a", "data.batch_size={a:"):
+        with pytest.raises(ConfigError, match="cannot parse override"):
+            apply_eval_overrides(OmegaConf.create({"data": {"batch_size": 8}}), [bad])
+    with pytest.raises(ConfigError, match=r"cannot parse override 'trainer.epochs=\[1,2'"):
+        apply_overrides(OmegaConf.create({"trainer": {"epochs": 2}}), ["trainer.epochs=[1,2"])
+
+
+def test_deleting_a_whole_config_group_is_refused_before_the_run() -> None:
+    # ~optim passed validation and failed mid-build with an omegaconf traceback in a new run directory.
+    from trainkit.config import validate
+
+    for group in ("model", "loss", "optim", "scheduler", "task"):
+        with pytest.raises(ConfigError, match=f"missing {group} \\(deleted with ~\\?\\)"):
+            validate(compose([f"~{group}"]))
+
+
 # --------------------------------------------------------------------------- _target_ allow-list (unit)
 
 

@@ -413,3 +413,76 @@ def test_resume_falls_back_to_the_previous_checkpoint_and_refuses_foreign_code(r
     torch.save(ckpt, run / "checkpoints" / "last.pt")
     with pytest.raises(TrainkitError, match="os.system"):
         plan(str(run), [])
+
+
+def test_resume_of_a_sweep_directory_says_how_to_resume_its_jobs(tmp_path: Path) -> None:
+    from trainkit.resume import locate
+
+    (tmp_path / "0").mkdir()
+    (tmp_path / "multirun.yaml").write_text("{}\n")
+    with pytest.raises(TrainkitError, match="is a sweep directory.*trainer.skip_done=true hydra.sweep.dir="):
+        locate(str(tmp_path))
+
+
+def test_resume_takes_the_allow_option_its_refusal_recommends(
+    reference: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from trainkit.resume import plan
+
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    ckpt["config"]["model"]["_target_"] = "their_pkg.Net"
+    torch.save(ckpt, run / "checkpoints" / "last.pt")
+    assert cli.main(["train", f"resume={run}"]) == 2
+    assert "rerun with --allow their_pkg." in capsys.readouterr().err
+    # allowed: past the check, up to the next one (trainer.epochs=1 is fewer than the 3 done; nothing runs)
+    assert cli.main(["train", f"resume={run}", "--allow", "their_pkg.", "trainer.epochs=1"]) == 2
+    err = capsys.readouterr().err
+    assert "resume can only add epochs" in err and "say-so" not in err
+    assert plan(str(run), [], allow=["their_pkg."]).cfg.model._target_ == "their_pkg.Net"
+
+
+def test_interval_sweep_with_the_basic_sweeper_is_a_one_line_error() -> None:
+    with pytest.raises(TrainkitError, match=r"optim.lr=interval\(0,1\): Hydra's basic sweeper cannot sample"):
+        cli.preflight(["optim.lr=interval(0,1)", "trainer.epochs=1"], None, True)
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    cli.preflight(["optim.lr=interval(0.001,0.1)", "hparams_search=optuna"], None, True)  # Optuna samples it
+
+
+def test_resuming_a_run_that_early_stopping_ended_trains_no_further_epoch(tmp_path: Path) -> None:
+    # Resuming it (or a kill between its last.pt and its summary) trained one more epoch and moved stop_epoch.
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from trainkit.early_stopping import EarlyStopping
+    from trainkit.loop import LoopState
+    from trainkit.run import Run
+
+    (tmp_path / "metrics.csv").write_text("epoch,step,val_loss\n1,20,0.5\n2,40,0.3\n3,60,0.4\n4,80,0.35\n")
+
+    def resumed(patience: int, epoch: int = 4) -> SimpleNamespace:
+        return SimpleNamespace(
+            early_stopping=EarlyStopping(patience=patience), state=LoopState(epoch=epoch), resume_from=tmp_path,
+            dist=SimpleNamespace(is_main=True), run_dir=tmp_path, stop_epoch=None,
+            cfg=OmegaConf.create({"trainer": {"monitor": "val_loss"}}),
+        )
+
+    done = resumed(patience=2)  # epochs 3 and 4 did not improve on 0.3: it had stopped at epoch 4
+    assert Run.stopped_early_before_resume(done) and done.stop_epoch == 4
+    longer = resumed(patience=3)  # a larger patience on resume: it goes on, with the count replayed
+    assert not Run.stopped_early_before_resume(longer) and longer.early_stopping.wait == 2
+    assert not Run.stopped_early_before_resume(resumed(patience=2, epoch=2))  # not stopped yet at epoch 2
+
+
+def test_printed_resume_command_allows_the_runs_own_packages(tmp_path: Path) -> None:
+    # A run of the user's own model (--config-dir) printed `resume=DIR`, which resume= then refused.
+    from trainkit.resume import resume_command
+
+    cfg = {"model": {"_target_": "my_project.models.SpiralNet"}, "optim": {"_target_": "torch.optim.SGD"},
+           "scheduler": {"_target_": None}}
+    assert resume_command(tmp_path, cfg).endswith(f"resume={tmp_path.resolve()} --allow my_project.")
+    assert resume_command(tmp_path, {"optim": {"_target_": "torch.optim.SGD"}}) == f"trainkit train resume={tmp_path.resolve()}"

@@ -47,8 +47,12 @@ def atomic_save(obj: Any, path: str | os.PathLike[str], keep_previous: bool = Fa
         if keep_previous and path.is_file():
             _link_previous(path)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc.__context__, KeyboardInterrupt) and not isinstance(exc, KeyboardInterrupt):
+            # a second Ctrl-C inside torch.save: its zip writer's clean-up raises a RuntimeError that
+            # would hide the interrupt (a traceback and exit 1 instead of stopping at once, exit 130)
+            raise exc.__context__ from None
         raise
     try:
         dir_fd = os.open(path.parent, os.O_RDONLY)

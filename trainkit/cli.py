@@ -46,6 +46,7 @@ Compose configs/train.yaml with the overrides (Hydra syntax) and train.
   -sc install=bash    tab completion: put eval "$(trainkit train -sc install=bash)" in ~/.bashrc
   resume=RUN_DIR      continue a stopped run exactly, in its own directory    resume=outputs/DATE/TIME
                       (or resume=PATH/last.pt); only trainer.epochs, logging and loader speed may change
+  --allow PREFIX      with resume=: also build the checkpoint config's _target_s under PREFIX
 
 examples:
   trainkit train
@@ -112,6 +113,7 @@ def preflight(overrides: list[str], config_dir: str | None, multirun: bool) -> N
     if multirun:
         for job in expand_sweep(overrides):
             validate(compose(job, user_config_dir=config_dir))
+        _check_interval_sweeps(overrides, config_dir)
     else:
         cfg = compose(overrides, user_config_dir=config_dir)
         validate(cfg)
@@ -123,6 +125,25 @@ def preflight(overrides: list[str], config_dir: str | None, multirun: bool) -> N
                 "trainer.strategy=ddp needs one process per device: launch with "
                 "'torchrun --nproc_per_node=N -m trainkit train ...' (or use the default trainer.strategy=auto)"
             )
+
+
+def _check_interval_sweeps(overrides: list[str], config_dir: str | None) -> None:
+    """`key=interval(a,b)` needs a sampling sweeper (Optuna); Hydra's basic one fails with a traceback."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from trainkit.config import compose
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))  # already parsed by expand_sweep
+    intervals = [ov.input_line for ov in parsed if ov.is_sweep_override() and not ov.is_discrete_sweep()]
+    if not intervals:
+        return
+    fixed = [ov.input_line for ov in parsed if not ov.is_sweep_override()]
+    hydra_cfg = compose(fixed, user_config_dir=config_dir, return_hydra_config=True).hydra
+    if str(hydra_cfg.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        raise TrainkitError(
+            f"{intervals[0]}: Hydra's basic sweeper cannot sample an interval; list values (a,b,c), "
+            "use range(start,stop,step), or search with hparams_search=optuna"
+        )
 
 
 def cmd_train(args: list[str]) -> int:
@@ -161,7 +182,20 @@ def resume_train(spec: str, args: list[str]) -> int:
             "resume= continues one run; to finish a sweep, re-run it with trainer.skip_done=true "
             "hydra.sweep.dir=DIR"
         )
-    resume = plan(spec, args)
+    allow: list[str] = []  # --allow PREFIX: what the refusal of a stored config's _target_ tells the user to add
+    rest: list[str] = []
+    it = iter(args)
+    for a in it:
+        if a == "--allow":
+            value = next(it, None)
+            if value is None or value.startswith("-"):
+                raise TrainkitError("--allow needs a package prefix: --allow my_pkg.")
+            allow.append(value)
+        elif a.startswith("--allow="):
+            allow.append(a.split("=", 1)[1])
+        else:
+            rest.append(a)
+    resume = plan(spec, rest, allow=allow)
     return run_hydra(resume.hydra_args(), resume=resume)
 
 

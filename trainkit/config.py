@@ -308,6 +308,7 @@ REQUIRED = (
     "seed", "trainer.epochs", "trainer.accumulate", "trainer.log_every_n_steps", "trainer.monitor",
     "trainer.monitor_mode", "trainer.progress", "data.batch_size", "data.eval_batch_size",
     "data.val_fraction", "data.test_fraction", "device.type", "device.precision",
+    "model", "loss", "optim", "scheduler", "task",  # whole groups: ~optim failed mid-build with a traceback
 )
 
 

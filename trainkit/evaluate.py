@@ -40,7 +40,9 @@ def apply_eval_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
                 raise ConfigError(f"unknown config key '{key}' in the checkpoint's config")
             dotlist.append(ov)
     if dotlist:
-        cfg.merge_with(OmegaConf.from_dotlist(dotlist))
+        from trainkit.resume import merge_dotlist
+
+        merge_dotlist(cfg, dotlist)
     return cfg
 
 

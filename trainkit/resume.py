@@ -76,6 +76,11 @@ def locate(spec: str) -> tuple[Path, Path]:
                     path.parent.resolve() if path.name == "checkpoints" else path.resolve(),
                     path / "last.pt",
                 )
+            if (path / "multirun.yaml").is_file():  # a sweep's root, not one of its runs
+                raise TrainkitError(
+                    f"resume={spec} is a sweep directory; resume one of its jobs (resume={spec.rstrip('/')}/0) "
+                    f"or re-run the sweep with trainer.skip_done=true hydra.sweep.dir={spec.rstrip('/')}"
+                )
             raise TrainkitError(
                 f"resume={spec}: no checkpoints/last.pt in that directory; the run stopped before its first "
                 "checkpoint, so start it again (or give the path of a .pt file)"
@@ -120,8 +125,21 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
             dotlist.append(f"{bare}={value}")
     if dotlist:
         with open_dict(cfg):
-            cfg.merge_with(OmegaConf.from_dotlist(dotlist))
+            merge_dotlist(cfg, dotlist)
     return cfg
+
+
+def merge_dotlist(cfg: DictConfig, dotlist: list[str]) -> None:
+    """Merge `key=value` overrides into a stored config; broken syntax is a one-line user error."""
+    for ov in dotlist:
+        try:
+            cfg.merge_with(OmegaConf.from_dotlist([ov]))
+        except Exception as exc:  # yaml/omegaconf parse or merge error: the user's typo, not our bug
+            reason = " ".join(str(exc).split("\n")[0].split())
+            raise ConfigError(
+                f"cannot parse override '{ov}' ({reason}); write key=value, lists as key=[a,b], "
+                "and quote values with spaces or special characters"
+            ) from exc
 
 
 @dataclass
@@ -147,7 +165,7 @@ def _hydra_quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def plan(spec: str, overrides: list[str]) -> ResumePlan:
+def plan(spec: str, overrides: list[str], allow: list[str] | tuple[str, ...] = ()) -> ResumePlan:
     """Check a `resume=` request and build its config: the checkpoint's, plus the safe overrides."""
     from trainkit import checkpoint as ckpt_io
     from trainkit.config import validate
@@ -169,7 +187,7 @@ def plan(spec: str, overrides: list[str]) -> ResumePlan:
     cfg = OmegaConf.create(stored)
     cfg = apply_overrides(cfg, overrides)
     # The stored config is what will be instantiated: only allowed _target_s (trainkit.security).
-    check_stored_config(cfg, allowed_prefixes(), source=f"the config stored in checkpoint '{ckpt_path}'")
+    check_stored_config(cfg, allowed_prefixes(allow), source=f"the config stored in checkpoint '{ckpt_path}'")
     validate(cfg)
     done = int(ckpt.get("epoch", 0)) + (1 if ckpt.get("batch_in_epoch") else 0)
     if int(cfg.trainer.epochs) < done:
@@ -189,12 +207,28 @@ def _choices(run_dir: Path) -> dict[str, str]:
         return {}
 
 
-def resume_command(run_dir: Path | str) -> str:
-    """The command that continues `run_dir` (relative to the current directory when it is below it)."""
+def resume_command(run_dir: Path | str, cfg: Any = None) -> str:
+    """The command that continues `run_dir` (relative to the current directory when it is below it).
+
+    With the run's config, it also allows the packages of its own `_target_`s (a model of the user's,
+    from --config-dir) that resume= would otherwise refuse as foreign code.
+    """
+    from trainkit.security import DEFAULT_ALLOWED, is_allowed, iter_targets
+
     path = Path(run_dir).resolve()
     with contextlib.suppress(ValueError):
         path = path.relative_to(Path.cwd())
-    return shlex.join(["trainkit", "train", f"resume={path}"])
+    allow: list[str] = []
+    if cfg is not None:
+        from trainkit.config import to_plain
+
+        plain = to_plain(cfg) if isinstance(cfg, DictConfig) else cfg
+        for _, target in iter_targets(plain):
+            if isinstance(target, str) and not is_allowed(target, DEFAULT_ALLOWED):
+                package = target.split(".")[0] + "."
+                if package not in DEFAULT_ALLOWED and package not in allow:
+                    allow.append(package)
+    return shlex.join(["trainkit", "train", f"resume={path}", *(a for p in allow for a in ("--allow", p))])
 
 
 # --------------------------------------------------------------------------- the Hydra job

@@ -353,6 +353,25 @@ class Run:
             say(f"early stopping at epoch {self.stop_epoch}: {monitor} did not improve by more than {es.min_delta:g} "
                 f"for {es.wait} epoch(s) (patience {es.patience}); best {s.best_value:.4f} at epoch {s.best_epoch}")
 
+    def stopped_early_before_resume(self) -> bool:
+        """A resumed run that early stopping had already ended (same patience): train no further epoch.
+
+        Without this, resuming it (or a kill between its last.pt and its summary) trained one more epoch.
+        """
+        es, s = self.early_stopping, self.state
+        if es is None or self.resume_from is None or s.batch_in_epoch or s.epoch == 0 or es.seen:
+            return False
+        stop = False
+        if self.dist.is_main and (self.run_dir / "metrics.csv").is_file():
+            monitor = str(self.cfg.trainer.monitor)
+            es.replay(float(r[monitor]) for r in read_metrics(self.run_dir / "metrics.csv")
+                      if r["epoch"] <= s.epoch and r.get(monitor) is not None)
+            stop = es.wait >= es.patience
+        if distributed.any_rank(stop):
+            self.stop_epoch = s.epoch
+            return True
+        return False
+
     def check_early_stop(self, value: float, epoch: int) -> None:
         """After the epoch's checkpoints: count epochs without improvement; ask fit() to stop at patience."""
         es = self.early_stopping
@@ -402,7 +421,8 @@ class Run:
     def train(self) -> dict[str, Any]:
         cfg = self.cfg
         epochs = int(cfg.trainer.epochs)
-        fit(self.loop, self.data.train, self.data.val, self.state, epochs, str(cfg.trainer.monitor), self.on_epoch_end)
+        last = self.state.epoch if self.stopped_early_before_resume() else epochs
+        fit(self.loop, self.data.train, self.data.val, self.state, last, str(cfg.trainer.monitor), self.on_epoch_end)
         if self.stop is not None and self.stop.stopped:
             self.interrupted()
         if self.stopper.requested and self.state.epoch < epochs:
@@ -411,7 +431,7 @@ class Run:
             name = signal.Signals(self.stopper.signum).name
             raise RunInterrupted(
                 f"{name}: stopped at epoch {self.state.epoch + 1}, step {self.state.step}; "
-                f"wrote {self.ckpt_dir / 'last.pt'}\nresume with: {resume_command(self.run_dir)}",
+                f"wrote {self.ckpt_dir / 'last.pt'}\nresume with: {resume_command(self.run_dir, self.cfg)}",
                 int(self.stopper.signum),
             )
         if self.dist.is_main:
