@@ -86,6 +86,12 @@ def test_eval_rebuilds_model_from_checkpoint(trained_run: Path) -> None:
     assert result["val_acc"] == pytest.approx(float(best_row["val_acc"]))
 
 
+def test_eval_keeps_the_runs_split(trained_run: Path) -> None:
+    proc = run_cli(["eval", f"ckpt={trained_run}/checkpoints/best.pt", "seed=1"], trained_run)
+    assert proc.returncode == 2
+    assert "seed cannot change in eval" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_same_seed_gives_identical_metrics(trained_run: Path, tmp_path: Path) -> None:
     proc = run_cli(["train", *FAST], tmp_path)
     assert proc.returncode == 0, proc.stderr

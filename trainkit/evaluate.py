@@ -32,6 +32,11 @@ def apply_eval_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
         key, sep, value = ov.partition("=")
         if not sep:
             raise ConfigError(f"cannot parse override '{ov}'; write key=value")
+        if key.lstrip("+~") in SPLIT_KEYS:
+            raise ConfigError(
+                f"{key} cannot change in eval: it decides which samples are the run's test split, so another value "
+                "would test on training data; evaluate other data with a new config instead"
+            )
         if key in GROUPS and "." not in key:
             node = compose([f"{key}={value}"])[key]
             cfg[key] = node
@@ -47,6 +52,8 @@ def apply_eval_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
 
 
 _MISSING = object()
+# What picks the held-out samples: eval keeps the run's values so its test split is the run's.
+SPLIT_KEYS = ("seed", "data.val_fraction", "data.test_fraction")
 
 
 def _brief(exc: BaseException) -> str:
