@@ -357,14 +357,23 @@ def _wants_help(args: list[str], text: str) -> bool:
     return False
 
 
+def _config_args(args: list[str], cmd: str, allowed: tuple[str, ...] = ()) -> tuple[list[str], str | None, list[str]]:
+    """Overrides, --config-dir and flags of ls/show/check, refusing a flag the command does not take."""
+    from trainkit.catalog import split_config_dir
+
+    rest, user_dir, flags = split_config_dir(args)
+    unknown = [f for f in flags if f not in allowed]
+    if unknown:
+        raise TrainkitError(f"unknown option '{unknown[0]}' for {cmd}; see 'trainkit {cmd} --help'")
+    return rest, user_dir, flags
+
+
 def cmd_ls(args: list[str]) -> int:
     if _wants_help(args, LS_HELP):
         return 0
-    from trainkit.catalog import list_groups, split_config_dir
+    from trainkit.catalog import list_groups
 
-    rest, user_dir, flags = split_config_dir(args)
-    if flags:
-        raise TrainkitError(f"unknown option '{flags[0]}' for ls; see 'trainkit ls --help'")
+    rest, user_dir, _ = _config_args(args, "ls")
     if len(rest) > 1:
         raise TrainkitError(f"ls takes at most one group, got: {' '.join(rest)}; e.g. trainkit ls optim")
     print(list_groups(rest[0] if rest else None, user_dir), end="")
@@ -374,12 +383,9 @@ def cmd_ls(args: list[str]) -> int:
 def cmd_show(args: list[str]) -> int:
     if _wants_help(args, SHOW_HELP):
         return 0
-    from trainkit.catalog import show, split_config_dir
+    from trainkit.catalog import show
 
-    rest, user_dir, flags = split_config_dir(args)
-    unknown = [f for f in flags if f != "--yaml"]
-    if unknown:
-        raise TrainkitError(f"unknown option '{unknown[0]}' for show; see 'trainkit show --help'")
+    rest, user_dir, flags = _config_args(args, "show", allowed=("--yaml",))
     show(rest, user_dir, as_yaml="--yaml" in flags)
     return 0
 
@@ -387,11 +393,7 @@ def cmd_show(args: list[str]) -> int:
 def cmd_check(args: list[str]) -> int:
     if _wants_help(args, CHECK_HELP):
         return 0
-    from trainkit.catalog import split_config_dir
-
-    rest, user_dir, flags = split_config_dir(args)
-    if flags:
-        raise TrainkitError(f"unknown option '{flags[0]}' for check; see 'trainkit check --help'")
+    rest, user_dir, _ = _config_args(args, "check")
     from trainkit.check import dry_run
 
     dry_run(rest, user_dir)

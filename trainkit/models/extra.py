@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from trainkit.errors import ConfigError
-from trainkit.models.nets import MLP, _features
+from trainkit.models.nets import MLP, _features, image_shape
 
 
 class Linear(nn.Module):
@@ -31,12 +31,7 @@ def resnet18(in_shape: Sequence[int], out_features: int, small_input: bool | str
     """
     from torchvision.models import resnet18 as tv_resnet18
 
-    if len(in_shape) != 3:
-        raise ConfigError(
-            f"model=resnet18 needs image input (channels, height, width), got input shape {list(in_shape)}; "
-            "use model=mlp for flat features"
-        )
-    channels, height, width = (int(s) for s in in_shape)
+    channels, height, width = image_shape(in_shape, "resnet18", "use model=mlp for flat features")
     net = tv_resnet18(weights=None, num_classes=int(out_features))
     small = min(height, width) <= 64 if small_input == "auto" else bool(small_input)
     if small:
@@ -123,12 +118,7 @@ class CRNN(nn.Module):
         hidden: int = 64,
     ) -> None:
         super().__init__()
-        if len(in_shape) != 3:
-            raise ConfigError(
-                f"model=crnn needs image input (channels, height, width), got input shape {list(in_shape)}; "
-                "use data=digit_strings"
-            )
-        c, h, w = (int(s) for s in in_shape)
+        c, h, w = image_shape(in_shape, "crnn", "use data=digit_strings")
         layers: list[nn.Module] = []
         for i, out in enumerate(channels):
             # Halve the width once (at most), the height every block: columns become timesteps.

@@ -38,6 +38,16 @@ def _features(in_shape: Sequence[int] | int) -> int:
     return math.prod(int(s) for s in in_shape)
 
 
+def image_shape(in_shape: Sequence[int], model: str, hint: str) -> tuple[int, int, int]:
+    """(channels, height, width) of an image model's input, or a config error saying what fits."""
+    if len(in_shape) != 3:
+        raise ConfigError(
+            f"model={model} needs image input (channels, height, width), got input shape {list(in_shape)}; {hint}"
+        )
+    c, h, w = (int(s) for s in in_shape)
+    return c, h, w
+
+
 class MLP(nn.Module):
     """Flatten, then Linear + activation (+ dropout) per hidden size, then a Linear head."""
 
@@ -81,12 +91,7 @@ class CNN(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        if len(in_shape) != 3:
-            raise ConfigError(
-                f"model=cnn needs image input (channels, height, width), got input shape {list(in_shape)}; "
-                "use model=mlp for flat features"
-            )
-        c, h, w = (int(s) for s in in_shape)
+        c, h, w = image_shape(in_shape, "cnn", "use model=mlp for flat features")
         layers: list[nn.Module] = []
         for out in channels:
             layers += [nn.Conv2d(c, int(out), kernel_size, padding=kernel_size // 2), nn.ReLU()]
