@@ -27,8 +27,8 @@ def train(overrides: list[str] | None = None, config_dir: str | None = None) -> 
     return _train(overrides or [], config_dir=config_dir)
 
 
-def evaluate(ckpt: str, overrides: list[str] | None = None) -> dict[str, Any]:
+def evaluate(ckpt: str, overrides: list[str] | None = None, allow: list[str] | None = None) -> dict[str, Any]:
     """Run exactly what `trainkit eval ckpt=CKPT OVERRIDES` runs and return its metrics."""
     from trainkit.api import evaluate as _evaluate
 
-    return _evaluate(ckpt, overrides or [])
+    return _evaluate(ckpt, overrides or [], allow=allow)

@@ -80,25 +80,33 @@ def train(overrides: list[str] | None = None, config_dir: str | None = None) -> 
     return summary
 
 
-def evaluate(ckpt: str, overrides: list[str] | None = None) -> dict[str, Any]:
+def evaluate(ckpt: str, overrides: list[str] | None = None, allow: list[str] | None = None) -> dict[str, Any]:
     """Run `trainkit eval ckpt=CKPT OVERRIDES` and return its metrics (also written to eval.json).
 
-    `split=val` (or train/test) among the overrides picks the split, as on the command line.
+    `split=val` (or train/test) among the overrides picks the split, as on the command line. The
+    checkpoint's config builds only the `_target_`s trainkit's own configs name, plus `allow` (the
+    CLI's --allow: exact names or `pkg.` prefixes); anything else raises a ConfigError (a TrainkitError).
     """
     from trainkit.evaluate import evaluate_checkpoint
 
     split = "test"
     trust = False
+    names = list(allow or [])
     rest: list[str] = []
-    for ov in overrides or []:
+    it = iter(overrides or [])
+    for ov in it:
         if ov.startswith("split="):
             split = ov.split("=", 1)[1]
         elif ov == "--trust-checkpoint":
             trust = True
+        elif ov == "--allow":
+            names.append(next(it, ""))
+        elif ov.startswith("--allow="):
+            names.append(ov.split("=", 1)[1])
         else:
             rest.append(ov)
     if not Path(ckpt).is_file():
         raise TrainkitError(
             f"checkpoint {ckpt} does not exist; give a path like outputs/DATE/TIME/checkpoints/best.pt"
         )
-    return evaluate_checkpoint(str(ckpt), rest, split=split, trust=trust)
+    return evaluate_checkpoint(str(ckpt), rest, split=split, trust=trust, allow=names)

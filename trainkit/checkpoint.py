@@ -1,7 +1,8 @@
 """Checkpoints: atomic writes, and loads that never run code they were handed.
 
 A checkpoint is a plain dict of tensors and python data (the config as a plain dict), so it
-always loads with `torch.load(weights_only=True)`.
+always loads with `torch.load(weights_only=True)`, after `check_archive` has bounded what the
+load may allocate.
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ import torch
 from trainkit.errors import CheckpointError
 
 PREVIOUS_SUFFIX = ".prev"
+
+#: Limits on what a checkpoint's zip records may declare (`check_archive`), from the environment.
+RATIO_ENV = "TRAINKIT_MAX_LOAD_RATIO"
+BYTES_ENV = "TRAINKIT_MAX_LOAD_BYTES"
+DEFAULT_RATIO = 10.0
+DEFAULT_MAX_BYTES = 64 * 2**30
+MAX_RECORDS = 1_000_000
 
 
 def previous_path(path: str | os.PathLike[str]) -> Path:
@@ -107,6 +115,13 @@ def load(path: str | os.PathLike[str], trust: bool = False, map_location: Any = 
         raise CheckpointError(
             f"checkpoint '{path}' does not exist; check the path (run dirs keep them in checkpoints/)"
         )
+    legacy = check_archive(path)
+    if legacy and not trust:
+        raise CheckpointError(
+            f"checkpoint '{path}' is not in torch's zip format (a raw pickle or a pre-1.6 torch.save), so its size "
+            "cannot be checked before loading: it was refused and none of its code ran; re-save it with torch.save, "
+            "or, only if you trust its author, --trust-checkpoint loads it in full"
+        )
     try:
         # weights_only is passed explicitly: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD only acts when it is not.
         with warnings.catch_warnings():  # torch warns about odd pickle protocols; errors are ours to report
@@ -137,6 +152,73 @@ def load(path: str | os.PathLike[str], trust: bool = False, map_location: Any = 
         keys = ", ".join(map(str, list(obj)[:8]))
         raise CheckpointError(f"'{path}' is not a trainkit checkpoint (no 'model' state dict; keys: {keys})")
     return obj
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def load_limits(env: dict[str, str] | None = None) -> tuple[float, int]:
+    """(ratio, bytes): how much a file may declare per byte it holds, and in all (TRAINKIT_MAX_LOAD_*)."""
+    env = os.environ if env is None else env
+    try:
+        ratio = float(env.get(RATIO_ENV) or DEFAULT_RATIO)
+        raw = (env.get(BYTES_ENV) or str(DEFAULT_MAX_BYTES)).strip().upper()
+        scale = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}.get(raw[-1:], 1)
+        limit = int(float(raw[:-1] if scale > 1 else raw) * scale)
+    except ValueError:
+        raise CheckpointError(
+            f"{RATIO_ENV} must be a number (e.g. 10) and {BYTES_ENV} a size (e.g. 64G or 500M)"
+        ) from None
+    if ratio <= 0 or limit <= 0:
+        raise CheckpointError(f"{RATIO_ENV} and {BYTES_ENV} must be positive")
+    return ratio, limit
+
+
+def check_archive(path: str | os.PathLike[str], what: str = "checkpoint") -> bool:
+    """Refuse a torch zip whose records declare more than the limits allow, before anything is read.
+
+    Reads only the zip's central directory, so a 2 GiB record deflated into 2 MB is refused in
+    milliseconds. torch writes its records stored (uncompressed): a legit file declares about its own
+    size. Returns True for a file that is not a zip at all (a raw pickle or a pre-1.6 torch.save),
+    which cannot be bounded this way; the caller decides.
+    """
+    path = Path(path)
+    ratio, limit = load_limits()
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(4)
+    if head[:2] != b"PK":
+        return head[:1] == b"\x80"  # a pickle protocol header; anything else is left for torch to call corrupt
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise _corrupt(path, exc) from exc
+    if len(infos) > MAX_RECORDS:
+        raise CheckpointError(f"{what} '{path}' has {len(infos)} records (the limit is {MAX_RECORDS}); refused before loading")
+    total = 0
+    how = f"raise {RATIO_ENV} / {BYTES_ENV} only for a file you trust"
+    for info in infos:
+        total += info.file_size
+        packed = max(info.compress_size, 1)
+        if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+            raise _corrupt(path, ValueError(f"record '{info.filename}' declares two different sizes"))
+        if info.file_size > ratio * packed and info.file_size > 2**20:
+            raise CheckpointError(
+                f"{what} '{path}' has a record ('{info.filename}') that declares {_size(info.file_size)} in "
+                f"{_size(info.compress_size)} (more than {ratio:g}x): a decompression bomb, refused before loading; {how}"
+            )
+    if total > limit or total > ratio * size + 2**20:
+        raise CheckpointError(
+            f"{what} '{path}' declares {_size(total)} of data in a {_size(size)} file (limits: {ratio:g}x the file, "
+            f"{_size(limit)} in all): refused before loading; {how}"
+        )
+    return False
 
 
 def _reason(exc: BaseException) -> str:

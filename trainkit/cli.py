@@ -46,7 +46,9 @@ Compose configs/train.yaml with the overrides (Hydra syntax) and train.
   -sc install=bash    tab completion: put eval "$(trainkit train -sc install=bash)" in ~/.bashrc
   resume=RUN_DIR      continue a stopped run exactly, in its own directory    resume=outputs/DATE/TIME
                       (or resume=PATH/last.pt); only trainer.epochs, logging and loader speed may change
-  --allow PREFIX      with resume=: also build the checkpoint config's _target_s under PREFIX
+  --allow NAME        with resume=: also build this _target_ of the checkpoint's config (my_pkg.Net),
+                      or everything under a prefix (my_pkg.); repeatable, or TRAINKIT_ALLOW=a.,b.Net
+  --allow-loggers     with resume=: build a stored logger that sends data to another machine (MLflow server)
 
 examples:
   trainkit train
@@ -57,15 +59,16 @@ Each run writes outputs/YYYY-MM-DD/HH-MM-SS/ with checkpoints/, metrics.csv and 
 """
 
 EVAL_HELP = """usage: trainkit eval ckpt=PATH [split=test|val|train] [overrides...]
-                     [--allow PREFIX] [--trust-checkpoint]
+                     [--allow NAME] [--trust-checkpoint]
 
 Rebuild the model from the config stored in the checkpoint, evaluate it on a split (test by
 default), print the metrics and write eval.json into the checkpoint's run directory.
 
-A checkpoint is loaded as tensors and plain data only, and its stored config may only build
-classes under torch., torchvision., torchmetrics. and trainkit. (see docs/security.md).
+A checkpoint is loaded as tensors and plain data only, and its stored config may only build the
+_target_s that trainkit's own configs name (see docs/security.md).
 
-  --allow PREFIX        also build _target_s under PREFIX (repeatable; or TRAINKIT_ALLOW=a.,b.)
+  --allow NAME          also build this _target_ (my_pkg.Net) or everything under a prefix (my_pkg.);
+                        repeatable, or TRAINKIT_ALLOW=a.,b.Net
   --trust-checkpoint    unpickle the file in full: RUNS ANY CODE IN IT; only for files you trust
 
 examples:
@@ -183,10 +186,13 @@ def resume_train(spec: str, args: list[str]) -> int:
             "hydra.sweep.dir=DIR"
         )
     allow: list[str] = []  # --allow PREFIX: what the refusal of a stored config's _target_ tells the user to add
+    allow_loggers = False  # --allow-loggers: what the refusal of a stored remote logger tells the user to add
     rest: list[str] = []
     it = iter(args)
     for a in it:
-        if a == "--allow":
+        if a == "--allow-loggers":
+            allow_loggers = True
+        elif a == "--allow":
             value = next(it, None)
             if value is None or value.startswith("-"):
                 raise TrainkitError("--allow needs a package prefix: --allow my_pkg.")
@@ -195,7 +201,7 @@ def resume_train(spec: str, args: list[str]) -> int:
             allow.append(a.split("=", 1)[1])
         else:
             rest.append(a)
-    resume = plan(spec, rest, allow=allow)
+    resume = plan(spec, rest, allow=allow, allow_loggers=allow_loggers)
     return run_hydra(resume.hydra_args(), resume=resume)
 
 

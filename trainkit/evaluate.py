@@ -69,28 +69,29 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Rebuild the model from the checkpoint's own config, evaluate a split, write eval.json.
 
-    The stored config is a stranger's: its `_target_`s are checked against the allowed prefixes
-    (trainkit.security) before anything is imported or built; `allow` adds the user's prefixes.
+    The stored config is a stranger's (trainkit.security): it is read as bounded, uninterpolated data
+    with downloads off, and its `_target_`s are checked against the closed allow-list (trainkit's own
+    configs plus `allow`, the user's --allow) before anything is imported or built.
     """
-    from trainkit.security import allowed_prefixes, check_stored_config
+    from trainkit.security import allowed_prefixes, check_stored_config, set_downloads, stored_config, user_keys
 
     prefixes = allowed_prefixes(allow or ())
     if split not in ("test", "val", "train"):
         raise ConfigError(f"split={split} is not a split; choose test, val or train")
     ckpt = ckpt_io.load(ckpt_path, trust=trust)
-    stored = ckpt.get("config")
-    if not isinstance(stored, dict):
+    source = f"the config stored in checkpoint '{ckpt_path}'"
+    if not isinstance(ckpt.get("config"), dict):
         raise TrainkitError(f"checkpoint '{ckpt_path}' carries no config, so its model cannot be rebuilt")
     try:
-        cfg = OmegaConf.create(stored)
-    except Exception as exc:  # values OmegaConf cannot hold (tensors, objects): not a trainkit config
-        raise CheckpointError(
-            f"the config stored in checkpoint '{ckpt_path}' is not plain config data ({_brief(exc)})"
-        ) from exc
-    if OmegaConf.select(cfg, "data.download", default=None) is True:
-        cfg.data.download = False  # a stored config does not get to download into a path it names
+        cfg = stored_config(ckpt["config"], source)
+    except ConfigError:
+        raise
+    except Exception as exc:  # values OmegaConf cannot hold: not a trainkit config
+        raise CheckpointError(f"{source} is not plain config data ({_brief(exc)})") from exc
     cfg = apply_eval_overrides(cfg, overrides)
-    check_stored_config(cfg, prefixes, source=f"the config stored in checkpoint '{ckpt_path}'")
+    if "data.download" in user_keys(overrides):  # yours to allow: every download key of the data follows it
+        set_downloads(cfg, bool(cfg.data.download))
+    check_stored_config(cfg, prefixes, source=source)
     validate(cfg)
     seed_everything(int(cfg.seed))
     device = resolve_device(cfg)

@@ -13,7 +13,7 @@ import importlib.util
 import math
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +135,62 @@ def logger_problems(cfg: Any) -> list[str]:
             option, extra, modules = EXTRAS[target]
             problems += [missing_extra(option, extra, m) for m in modules if not _has_module(m)]
     return problems
+
+
+#: URI schemes of MLflow stores on this machine; any other scheme (http, databricks, ...) sends data off it.
+LOCAL_SCHEMES = ("", "file", "sqlite")
+
+
+def _escapes(path: str) -> bool:
+    """True for a path that leaves the directory it is relative to: absolute, ~, a drive, or with '..'."""
+    import re
+
+    text = path.replace("\\", "/")
+    return text.startswith(("/", "~")) or bool(re.match(r"[A-Za-z]:", text)) or ".." in text.split("/")
+
+
+def stored_logger_problem(cfg: Any, allow_remote: bool = False, user: Sequence[str] = ()) -> str | None:
+    """Why the logger settings of a config from a checkpoint may not be built as they are (None: they may).
+
+    Stored values are data: a path a logger writes must stay inside the run directory, and a logger
+    that sends the run's config and metrics to another machine (an MLflow tracking URI that is not a
+    local file or SQLite store) needs the user's --allow-loggers. Keys the user set (`user`, e.g.
+    `logger=csv` on the command line) are the user's own and are not checked.
+    """
+    from urllib.parse import urlsplit
+
+    from omegaconf import DictConfig, OmegaConf
+
+    from trainkit.security import set_by_user
+
+    node = cfg.get("logger") if isinstance(cfg, DictConfig) else None
+    if not isinstance(node, DictConfig):
+        return None
+    plain = OmegaConf.to_container(node, resolve=True)
+    for name, sub in plain.items():
+        if not isinstance(sub, dict):
+            continue
+        for field, value in sub.items():
+            key = f"logger.{name}.{field}"
+            if not isinstance(value, str) or set_by_user(key, user):
+                continue
+            if field == "tracking_uri":
+                parts = urlsplit(value)
+                scheme = parts.scheme.lower() if len(parts.scheme) > 1 else ""  # c:/x is a drive, not a scheme
+                if scheme not in LOCAL_SCHEMES:
+                    if allow_remote:
+                        continue
+                    return (
+                        f"{key}={value[:80]} would send the run's config and metrics to another machine; "
+                        "resume with --allow-loggers if you trust that store, or with logger=csv"
+                    )
+                value = parts.path.removeprefix("/") if scheme == "sqlite" else (parts.path if scheme else value)
+            if _escapes(value):
+                return (
+                    f"{key}={value[:80]} writes outside the run directory; "
+                    f"resume with logger=csv (trainkit's own settings), or set {key}=... yourself"
+                )
+    return None
 
 
 def build_loggers(cfg: Any, run_dir: Path, into: list[Logger]) -> list[Logger]:

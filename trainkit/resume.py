@@ -34,6 +34,7 @@ SAFE_KEYS = (
     "data.pin_memory",
     "data.persistent_workers",
     "data.multiprocessing_context",
+    "data.download",
     "trainer.early_stopping.patience",
     "trainer.early_stopping.min_delta",
 )
@@ -165,13 +166,22 @@ def _hydra_quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def plan(spec: str, overrides: list[str], allow: list[str] | tuple[str, ...] = ()) -> ResumePlan:
-    """Check a `resume=` request and build its config: the checkpoint's, plus the safe overrides."""
+def plan(
+    spec: str, overrides: list[str], allow: list[str] | tuple[str, ...] = (), allow_loggers: bool = False
+) -> ResumePlan:
+    """Check a `resume=` request and build its config: the checkpoint's, plus the safe overrides.
+
+    The stored config is a stranger's (trainkit.security): read as bounded, uninterpolated data with
+    downloads off; only allowed `_target_`s; logger outputs stay in the run directory, and a logger
+    that sends data to another machine is built only with `allow_loggers` (--allow-loggers).
+    """
     from trainkit import checkpoint as ckpt_io
     from trainkit.config import validate
     from trainkit.errors import CheckpointError
-    from trainkit.security import allowed_prefixes, check_stored_config
+    from trainkit.loggers import stored_logger_problem
+    from trainkit.security import allowed_prefixes, check_stored_config, set_downloads, stored_config, user_keys
 
+    prefixes = allowed_prefixes(allow)
     run_dir, ckpt_path = locate(spec)
     try:
         ckpt = ckpt_io.load(ckpt_path)
@@ -181,13 +191,18 @@ def plan(spec: str, overrides: list[str], allow: list[str] | tuple[str, ...] = (
             raise
         print(f"trainkit: {exc}; resuming from {previous} instead", file=sys.stderr)
         ckpt_path, ckpt = previous, ckpt_io.load(previous)
-    stored = ckpt.get("config")
-    if not isinstance(stored, dict):
+    if not isinstance(ckpt.get("config"), dict):
         raise TrainkitError(f"checkpoint '{ckpt_path}' carries no config, so the run cannot be continued")
-    cfg = OmegaConf.create(stored)
-    cfg = apply_overrides(cfg, overrides)
+    source = f"the config stored in checkpoint '{ckpt_path}'"
+    cfg = apply_overrides(stored_config(ckpt["config"], source), overrides)
+    keys = user_keys(overrides)
+    if "data.download" in keys:
+        set_downloads(cfg, bool(cfg.data.download))
     # The stored config is what will be instantiated: only allowed _target_s (trainkit.security).
-    check_stored_config(cfg, allowed_prefixes(allow), source=f"the config stored in checkpoint '{ckpt_path}'")
+    check_stored_config(cfg, prefixes, source=source)
+    problem = stored_logger_problem(cfg, allow_remote=allow_loggers, user=keys)
+    if problem:
+        raise ConfigError(f"{source}: {problem}")
     validate(cfg)
     done = int(ckpt.get("epoch", 0)) + (1 if ckpt.get("batch_in_epoch") else 0)
     if int(cfg.trainer.epochs) < done:
@@ -199,10 +214,20 @@ def plan(spec: str, overrides: list[str], allow: list[str] | tuple[str, ...] = (
 
 
 def _choices(run_dir: Path) -> dict[str, str]:
+    """The run's group choices from .hydra/hydra.yaml: plain strings only, nothing resolved (a stranger's file)."""
+    import yaml
+
+    from trainkit.security import plain_data_problem
+
     path = run_dir / ".hydra" / "hydra.yaml"
     try:
-        node = OmegaConf.load(path)
-        return {str(k): str(v) for k, v in (OmegaConf.select(node, "hydra.runtime.choices") or {}).items()}
+        if path.stat().st_size > 4 * 2**20:
+            return {}
+        node = yaml.safe_load(path.read_text())
+        if plain_data_problem(node):
+            return {}
+        choices = node["hydra"]["runtime"]["choices"]
+        return {str(k): str(v) for k, v in choices.items() if isinstance(v, str) or v is None}
     except Exception:
         return {}
 
@@ -213,7 +238,7 @@ def resume_command(run_dir: Path | str, cfg: Any = None) -> str:
     With the run's config, it also allows the packages of its own `_target_`s (a model of the user's,
     from --config-dir) that resume= would otherwise refuse as foreign code.
     """
-    from trainkit.security import DEFAULT_ALLOWED, is_allowed, iter_targets
+    from trainkit.security import allow_entry, is_allowed, iter_targets
 
     path = Path(run_dir).resolve()
     with contextlib.suppress(ValueError):
@@ -224,10 +249,10 @@ def resume_command(run_dir: Path | str, cfg: Any = None) -> str:
 
         plain = to_plain(cfg) if isinstance(cfg, DictConfig) else cfg
         for _, target in iter_targets(plain):
-            if isinstance(target, str) and not is_allowed(target, DEFAULT_ALLOWED):
-                package = target.split(".")[0] + "."
-                if package not in DEFAULT_ALLOWED and package not in allow:
-                    allow.append(package)
+            if isinstance(target, str) and not is_allowed(target):
+                entry = allow_entry(target)
+                if entry not in allow:
+                    allow.append(entry)
     return shlex.join(["trainkit", "train", f"resume={path}", *(a for p in allow for a in ("--allow", p))])
 
 
