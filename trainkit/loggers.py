@@ -174,6 +174,7 @@ def stored_logger_problem(cfg: Any, allow_remote: bool = False, user: Sequence[s
             key = f"logger.{name}.{field}"
             if not isinstance(value, str) or set_by_user(key, user):
                 continue
+            shown = value[:80]
             if field == "tracking_uri":
                 parts = urlsplit(value)
                 scheme = parts.scheme.lower() if len(parts.scheme) > 1 else ""  # c:/x is a drive, not a scheme
@@ -181,13 +182,13 @@ def stored_logger_problem(cfg: Any, allow_remote: bool = False, user: Sequence[s
                     if allow_remote:
                         continue
                     return (
-                        f"{key}={value[:80]} would send the run's config and metrics to another machine; "
+                        f"{key}={shown} would send the run's config and metrics to another machine; "
                         "resume with --allow-loggers if you trust that store, or with logger=csv"
                     )
                 value = parts.path.removeprefix("/") if scheme == "sqlite" else (parts.path if scheme else value)
             if _escapes(value):
                 return (
-                    f"{key}={value[:80]} writes outside the run directory; "
+                    f"{key}={shown} writes outside the run directory; "
                     f"resume with logger=csv (trainkit's own settings), or set {key}=... yourself"
                 )
     return None

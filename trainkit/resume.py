@@ -14,6 +14,7 @@ import shlex
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,10 +179,9 @@ def plan(
     from trainkit import checkpoint as ckpt_io
     from trainkit.config import validate
     from trainkit.errors import CheckpointError
-    from trainkit.loggers import stored_logger_problem
-    from trainkit.security import allowed_prefixes, check_stored_config, set_downloads, stored_config, user_keys
+    from trainkit.security import allowed_prefixes
 
-    prefixes = allowed_prefixes(allow)
+    allowed_prefixes(allow)  # a malformed --allow is refused before anything is read
     run_dir, ckpt_path = locate(spec)
     try:
         ckpt = ckpt_io.load(ckpt_path)
@@ -191,18 +191,7 @@ def plan(
             raise
         print(f"trainkit: {exc}; resuming from {previous} instead", file=sys.stderr)
         ckpt_path, ckpt = previous, ckpt_io.load(previous)
-    if not isinstance(ckpt.get("config"), dict):
-        raise TrainkitError(f"checkpoint '{ckpt_path}' carries no config, so the run cannot be continued")
-    source = f"the config stored in checkpoint '{ckpt_path}'"
-    cfg = apply_overrides(stored_config(ckpt["config"], source), overrides)
-    keys = user_keys(overrides)
-    if "data.download" in keys:
-        set_downloads(cfg, bool(cfg.data.download))
-    # The stored config is what will be instantiated: only allowed _target_s (trainkit.security).
-    check_stored_config(cfg, prefixes, source=source)
-    problem = stored_logger_problem(cfg, allow_remote=allow_loggers, user=keys)
-    if problem:
-        raise ConfigError(f"{source}: {problem}")
+    cfg = checked_config(ckpt, ckpt_path, overrides, allow, allow_loggers)
     validate(cfg)
     done = int(ckpt.get("epoch", 0)) + (1 if ckpt.get("batch_in_epoch") else 0)
     if int(cfg.trainer.epochs) < done:
@@ -211,6 +200,28 @@ def plan(
             f"resume can only add epochs (trainer.epochs >= {done})"
         )
     return ResumePlan(run_dir, ckpt_path, cfg, _choices(run_dir))
+
+
+def checked_config(
+    ckpt: dict[str, Any], ckpt_path: Path, overrides: list[str], allow: Sequence[str], allow_loggers: bool
+) -> DictConfig:
+    """The stored config plus the safe overrides, checked as a stranger's (trainkit.security) before any use."""
+    from trainkit.loggers import stored_logger_problem
+    from trainkit.security import allowed_prefixes, check_stored_config, set_downloads, stored_config, user_keys
+
+    if not isinstance(ckpt.get("config"), dict):
+        raise TrainkitError(f"checkpoint '{ckpt_path}' carries no config, so the run cannot be continued")
+    source = f"the config stored in checkpoint '{ckpt_path}'"
+    cfg = apply_overrides(stored_config(ckpt["config"], source), overrides)
+    keys = user_keys(overrides)
+    if "data.download" in keys:
+        set_downloads(cfg, bool(cfg.data.download))
+    # The stored config is what will be instantiated: only allowed _target_s.
+    check_stored_config(cfg, allowed_prefixes(allow), source=source)
+    problem = stored_logger_problem(cfg, allow_remote=allow_loggers, user=keys)
+    if problem:
+        raise ConfigError(f"{source}: {problem}")
+    return cfg
 
 
 def _choices(run_dir: Path) -> dict[str, str]:
@@ -235,8 +246,8 @@ def _choices(run_dir: Path) -> dict[str, str]:
 def resume_command(run_dir: Path | str, cfg: Any = None) -> str:
     """The command that continues `run_dir` (relative to the current directory when it is below it).
 
-    With the run's config, it also allows the packages of its own `_target_`s (a model of the user's,
-    from --config-dir) that resume= would otherwise refuse as foreign code.
+    With the run's config, it also allows its own `_target_`s (a model of the user's, from --config-dir)
+    that resume= would otherwise refuse as foreign code, and its own remote logger (--allow-loggers).
     """
     from trainkit.security import allow_entry, is_allowed, iter_targets
 
@@ -244,8 +255,10 @@ def resume_command(run_dir: Path | str, cfg: Any = None) -> str:
     with contextlib.suppress(ValueError):
         path = path.relative_to(Path.cwd())
     allow: list[str] = []
+    flags: list[str] = []
     if cfg is not None:
         from trainkit.config import to_plain
+        from trainkit.loggers import stored_logger_problem
 
         plain = to_plain(cfg) if isinstance(cfg, DictConfig) else cfg
         for _, target in iter_targets(plain):
@@ -253,7 +266,10 @@ def resume_command(run_dir: Path | str, cfg: Any = None) -> str:
                 entry = allow_entry(target)
                 if entry not in allow:
                     allow.append(entry)
-    return shlex.join(["trainkit", "train", f"resume={path}", *(a for p in allow for a in ("--allow", p))])
+        node = OmegaConf.create({"logger": plain.get("logger")}) if isinstance(plain, dict) else None
+        if node is not None and stored_logger_problem(node) and not stored_logger_problem(node, allow_remote=True):
+            flags.append("--allow-loggers")  # the run's own MLflow server
+    return shlex.join(["trainkit", "train", f"resume={path}", *(a for p in allow for a in ("--allow", p)), *flags])
 
 
 # --------------------------------------------------------------------------- the Hydra job

@@ -245,9 +245,14 @@ def _iter_special(node: Any, path: str = "", depth: int = 0) -> Iterator[tuple[s
 
 
 def allow_entry(target: str) -> str:
-    """What `--allow` takes to trust `target`: its package for a package of the user's own, else the one name."""
+    """What `--allow` takes to trust `target`: the package of a package of the user's own, else the one name.
+
+    Never a prefix of the standard library or of trainkit's own dependencies: `--allow os.` would trust os.system.
+    """
     package = target.split(".")[0]
-    return target if package in ("torch", "torchvision", "torchmetrics", "trainkit", "hydra") else package + "."
+    shared = package in sys.stdlib_module_names or package in ("torch", "torchvision", "torchmetrics", "trainkit", "hydra",
+                                                                "omegaconf", "numpy", "sklearn")
+    return target if shared or "." not in target else package + "."
 
 
 def _how_to_allow(target: Any) -> str:

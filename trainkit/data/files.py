@@ -25,11 +25,21 @@ def tensor_file(path: str) -> dict[str, Any]:
     Splits that the file lacks are carved from x/y by data.val_fraction / data.test_fraction. Loaded
     with weights_only=True: tensors only, no pickled code.
     """
+    from trainkit.checkpoint import check_archive
+    from trainkit.errors import CheckpointError
+
     p = _existing(path, "data.path")
     try:
+        legacy = check_archive(p, "data.path")  # bounded: a decompression bomb is refused unread
+    except CheckpointError as exc:
+        raise DataError(str(exc)) from None
+    if legacy:
+        raise DataError(f"data.path={path} is not in torch's zip format (a raw pickle or a pre-1.6 torch.save); "
+                        "re-save it with torch.save")
+    try:
         blob = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DataError(f"data.path={path} is not a torch.save file of tensors ({str(exc).splitlines()[0][:120]})") from exc
+    except Exception as exc:  # the reason only: torch's message can quote the file's bytes
+        raise DataError(f"data.path={path} is not a torch.save file of tensors ({type(exc).__name__})") from exc
     if not isinstance(blob, dict) or "x" not in blob or "y" not in blob:
         keys = list(blob) if isinstance(blob, dict) else type(blob).__name__
         raise DataError(f"data.path={path} must hold a dict with tensors 'x' and 'y' (optional x_val, y_val, x_test, y_test); got {keys}")
@@ -68,15 +78,18 @@ def csv(path: str, label_column: str | int = "label", delimiter: str = ",", labe
     elif label_column in header:
         col = header.index(str(label_column))
     else:
-        raise DataError(f"data.label_column={label_column} is not a column of {path}; its columns: {', '.join(header)}")
+        # the header's names are the file's contents: counted, never echoed (the file may not be a table at all)
+        raise DataError(f"data.label_column={label_column} is not a column of {path} (its header row has "
+                        f"{len(header)} columns); give the label column's name or index")
     features, labels = [], []
     for n, row in enumerate(body, start=2):
         if len(row) != len(header):
             raise DataError(f"{path} line {n} has {len(row)} fields but the header has {len(header)}")
         try:
             features.append([float(v) for i, v in enumerate(row) if i != col])
-        except ValueError as exc:
-            raise DataError(f"{path} line {n}: a feature is not a number ({exc}); only the label column may hold text") from exc
+        except ValueError:
+            bad = next(i for i, v in enumerate(row) if i != col and not _is_number(v))
+            raise DataError(f"{path} line {n}, column {bad + 1}: a feature is not a number; only the label column may hold text") from None
         labels.append(row[col].strip())
     x = torch.tensor(features, dtype=torch.float32)
     if label_type not in ("auto", "class", "real"):
@@ -84,7 +97,7 @@ def csv(path: str, label_column: str | int = "label", delimiter: str = ",", labe
     numeric = all(_is_number(v) for v in labels)
     if label_type == "real" or (label_type == "auto" and numeric and any(float(v) != int(float(v)) for v in labels)):
         if not numeric:
-            raise DataError(f"data.label_type=real but column '{header[col]}' of {path} holds text")
+            raise DataError(f"data.label_type=real but the label column (data.label_column={label_column}) of {path} holds text")
         return TensorDataset(x, torch.tensor([float(v) for v in labels], dtype=torch.float32).unsqueeze(1))
     keys = sorted(set(labels), key=lambda v: (float(v), v) if numeric else (0.0, v))
     index = {k: i for i, k in enumerate(keys)}
