@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainkit.errors import ConfigError
+from trainkit.errors import CheckpointError, ConfigError
 
 #: Kept for callers of the old prefix API: the user allows nothing extra by default.
 DEFAULT_ALLOWED: tuple[str, ...] = ()
@@ -356,7 +356,8 @@ def plain_data_problem(node: Any) -> tuple[str, str] | None:
 def stored_config(stored: Any, source: str) -> Any:
     """A checkpoint's stored config as a DictConfig: bounded, uninterpolated, downloads off, no `hydra`.
 
-    Nothing is resolved, imported or read from the environment here; a refusal names the key.
+    Nothing is resolved, imported or read from the environment here; a refusal (CheckpointError: the
+    file's content is at fault) names the key.
     """
     from omegaconf import OmegaConf
 
@@ -365,13 +366,17 @@ def stored_config(stored: Any, source: str) -> Any:
     problem = plain_data_problem(stored)
     if problem:
         key, why = problem
-        raise ConfigError(
-            f"{source} is not config data trainkit wrote: {key} {why}; nothing was resolved or imported "
+        raise CheckpointError(
+            f"{source} is not plain config data trainkit wrote: {key} {why}; nothing was resolved or imported "
             "(start a new run from your own config instead)"
         )
     data = {k: v for k, v in stored.items() if k != "hydra"}  # Hydra's settings come from your command line
     _downloads_off(data)
-    return OmegaConf.create(data)
+    try:
+        return OmegaConf.create(data)
+    except Exception as exc:  # e.g. a key OmegaConf cannot hold
+        reason = " ".join(str(exc).split())[:160]
+        raise CheckpointError(f"{source} is not plain config data trainkit wrote ({reason})") from None
 
 
 def _downloads_off(node: Any) -> None:
