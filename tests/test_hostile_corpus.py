@@ -432,6 +432,21 @@ def test_nested_download_stays_off_and_hydra_settings_are_dropped(world: World) 
     assert_nothing_ran(world)
 
 
+def test_each_stored_logger_refusal_has_its_way_out(world: World) -> None:
+    from trainkit.resume import resume_command
+
+    by_id = {c.id: c for c in CASES}
+    remote = by_id["mlflow_remote"].build(world)
+    assert plan(str(remote), [], allow_loggers=True).cfg.logger.mlflow.tracking_uri == _url(world)
+    cfg = torch.load(remote / "checkpoints" / "last.pt", weights_only=True)["config"]
+    assert resume_command(remote, cfg).endswith("--allow-loggers")  # the run's own server: its resume command says so
+    absolute = by_id["csv_filename_absolute"].build(world)
+    assert plan(str(absolute), ["logger=csv"]).cfg.logger.csv.filename == "metrics.csv"
+    mine = str(world.root / "mine.csv")  # a path you give yourself is yours
+    assert plan(str(absolute), [f"logger.csv.filename={mine}"]).cfg.logger.csv.filename == mine
+    assert_nothing_ran(world)
+
+
 def test_data_error_messages_never_quote_the_file(world: World, tmp_path: Path) -> None:
     from trainkit.data.files import csv, tensor_file
 
