@@ -6,6 +6,8 @@ Importing the package stays light (no torch) so the CLI starts instantly; `train
 
 from __future__ import annotations
 
+import sys
+import types
 import warnings
 from typing import Any
 
@@ -32,3 +34,19 @@ def evaluate(ckpt: str, overrides: list[str] | None = None, allow: list[str] | N
     from trainkit.api import evaluate as _evaluate
 
     return _evaluate(ckpt, overrides or [], allow=allow)
+
+
+class _Package(types.ModuleType):
+    """Importing the submodule trainkit.evaluate would rebind `trainkit.evaluate` to it: keep the function.
+
+    (After the first `trainkit.evaluate(...)` the name was a module and a second call failed.) The
+    module's own names are reached with `from trainkit.evaluate import ...`, as everywhere in trainkit.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "evaluate" and isinstance(value, types.ModuleType):
+            return  # the module stays in sys.modules["trainkit.evaluate"], where imports find it
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
