@@ -352,6 +352,11 @@ CASES: list[Case] = [
                                                                                               touch(w))}, protocol=2)),
          "--trust-checkpoint"),
     Case("legacy_torch_save", lambda w: _legacy(w), "zip format"),
+    Case("victim_file_as_checkpoint", lambda w: _raw(w, "victim_ckpt", w.victim_bytes()), "is corrupt"),
+    Case("stored_data_path_is_victim", lambda w: save_run(w, "data_path", _tensor_file_config(w)), "data.path=",
+         via=("eval",)),
+    Case("stored_csv_path_is_victim", lambda w: save_run(w, "csv_path", _tensor_file_config(w, "csv")), "victim.txt",
+         via=("eval",)),
     Case("zip_with_os_system_global", lambda w: save_run(w, "zip_global", w.base, {"x": _Reduce(__import__("os").system,
                                                                                               touch(w))}), "--trust-checkpoint"),
     Case("zip_with_builtins_eval_global", lambda w: save_run(w, "eval_global", w.base, {"x": _Reduce(eval, "1+1")}),
@@ -365,6 +370,15 @@ def _raw(w: World, name: str, data: bytes) -> Path:
     (run / "checkpoints" / "last.pt").write_bytes(data)
     (run / "checkpoints" / "best.pt").write_bytes(data)
     return run
+
+
+def _tensor_file_config(w: World, option: str = "tensor_file") -> dict[str, Any]:
+    """A stored config whose data source reads the victim file (as /etc/shadow would be)."""
+    from trainkit.config import compose, to_plain
+
+    cfg = to_plain(compose([f"data={option}", f"data.path={w.victim}", "device=cpu"]))
+    cfg["model"] = w.base["model"]
+    return cfg
 
 
 def _legacy(w: World) -> Path:

@@ -115,8 +115,10 @@ def load(path: str | os.PathLike[str], trust: bool = False, map_location: Any = 
         raise CheckpointError(
             f"checkpoint '{path}' does not exist; check the path (run dirs keep them in checkpoints/)"
         )
-    legacy = check_archive(path)
-    if legacy and not trust:
+    kind = check_archive(path)
+    if kind == "other" and not trust:  # the reason only: torch's message would quote the file's first byte
+        raise CheckpointError(f"checkpoint '{path}' is corrupt: neither torch's zip format nor a pickle{_offer(path)}")
+    if kind == "pickle" and not trust:
         raise CheckpointError(
             f"checkpoint '{path}' is not in torch's zip format (a raw pickle or a pre-1.6 torch.save), so its size "
             "cannot be checked before loading: it was refused and none of its code ran; re-save it with torch.save, "
@@ -179,13 +181,13 @@ def load_limits(env: dict[str, str] | None = None) -> tuple[float, int]:
     return ratio, limit
 
 
-def check_archive(path: str | os.PathLike[str], what: str = "checkpoint") -> bool:
+def check_archive(path: str | os.PathLike[str], what: str = "checkpoint") -> str:
     """Refuse a torch zip whose records declare more than the limits allow, before anything is read.
 
     Reads only the zip's central directory, so a 2 GiB record deflated into 2 MB is refused in
     milliseconds. torch writes its records stored (uncompressed): a legit file declares about its own
-    size. Returns True for a file that is not a zip at all (a raw pickle or a pre-1.6 torch.save),
-    which cannot be bounded this way; the caller decides.
+    size. Returns "zip", or "pickle" for a raw pickle or a pre-1.6 torch.save (which cannot be
+    bounded this way), or "other"; the caller decides about the last two.
     """
     path = Path(path)
     ratio, limit = load_limits()
@@ -193,7 +195,7 @@ def check_archive(path: str | os.PathLike[str], what: str = "checkpoint") -> boo
     with path.open("rb") as f:
         head = f.read(4)
     if head[:2] != b"PK":
-        return head[:1] == b"\x80"  # a pickle protocol header; anything else is left for torch to call corrupt
+        return "pickle" if head[:1] == b"\x80" else "other"  # \x80: a pickle's protocol header
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
@@ -218,7 +220,7 @@ def check_archive(path: str | os.PathLike[str], what: str = "checkpoint") -> boo
             f"{what} '{path}' declares {_size(total)} of data in a {_size(size)} file (limits: {ratio:g}x the file, "
             f"{_size(limit)} in all): refused before loading; {how}"
         )
-    return False
+    return "zip"
 
 
 def _reason(exc: BaseException) -> str:

@@ -30,10 +30,12 @@ def tensor_file(path: str) -> dict[str, Any]:
 
     p = _existing(path, "data.path")
     try:
-        legacy = check_archive(p, "data.path")  # bounded: a decompression bomb is refused unread
+        kind = check_archive(p, "data.path")  # bounded: a decompression bomb is refused unread
     except CheckpointError as exc:
         raise DataError(str(exc)) from None
-    if legacy:
+    if kind == "other":
+        raise DataError(f"data.path={path} is not a torch.save file of tensors (neither torch's zip format nor a pickle)")
+    if kind == "pickle":
         raise DataError(f"data.path={path} is not in torch's zip format (a raw pickle or a pre-1.6 torch.save); "
                         "re-save it with torch.save")
     try:
@@ -80,7 +82,7 @@ def csv(path: str, label_column: str | int = "label", delimiter: str = ",", labe
     else:
         # the header's names are the file's contents: counted, never echoed (the file may not be a table at all)
         raise DataError(f"data.label_column={label_column} is not a column of {path} (its header row has "
-                        f"{len(header)} columns); give the label column's name or index")
+                        f"{len(header)} column{'s' if len(header) != 1 else ''}); give the label column's name or index")
     features, labels = [], []
     for n, row in enumerate(body, start=2):
         if len(row) != len(header):
