@@ -340,6 +340,9 @@ CASES: list[Case] = [
     config_case("mlflow_remote", {"logger.mlflow": lambda w: {
         "_target_": "trainkit.loggers.MLflowLogger", "tracking_uri": _url(w)}}, "--allow-loggers",
         allow_hint=False, via=("resume",)),
+    config_case("mlflow_bare_databricks", {"logger.mlflow": {"_target_": "trainkit.loggers.MLflowLogger",
+                                                         "tracking_uri": "databricks"}}, "--allow-loggers",
+                allow_hint=False, via=("resume",)),
     config_case("mlflow_sqlite_absolute", {"logger.mlflow": lambda w: {
         "_target_": "trainkit.loggers.MLflowLogger", "tracking_uri": f"sqlite:///{w.root}/x.db"}},
         "logger.mlflow.tracking_uri", allow_hint=False, via=("resume",)),

@@ -146,7 +146,7 @@ def _escapes(path: str) -> bool:
     import re
 
     text = path.replace("\\", "/")
-    return text.startswith(("/", "~")) or bool(re.match(r"[A-Za-z]:", text)) or ".." in text.split("/")
+    return text.startswith(("/", "~")) or bool(re.match(r"[A-Za-z]:/", text)) or ".." in text.split("/")
 
 
 def stored_logger_problem(cfg: Any, allow_remote: bool = False, user: Sequence[str] = ()) -> str | None:
@@ -178,7 +178,7 @@ def stored_logger_problem(cfg: Any, allow_remote: bool = False, user: Sequence[s
             if field == "tracking_uri":
                 parts = urlsplit(value)
                 scheme = parts.scheme.lower() if len(parts.scheme) > 1 else ""  # c:/x is a drive, not a scheme
-                if scheme not in LOCAL_SCHEMES:
+                if scheme not in LOCAL_SCHEMES or value.lower().startswith("databricks"):  # MLflow's bare "databricks"
                     if allow_remote:
                         continue
                     return (
