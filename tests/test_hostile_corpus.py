@@ -464,6 +464,27 @@ def test_each_stored_logger_refusal_has_its_way_out(world: World) -> None:
     assert_nothing_ran(world)
 
 
+def test_a_strangers_hydra_yaml_is_read_as_plain_strings(tmp_path: Path) -> None:
+    from trainkit.resume import _choices
+
+    hydra_dir = tmp_path / ".hydra"
+    hydra_dir.mkdir()
+    (hydra_dir / "hydra.yaml").write_text(
+        "hydra:\n  run:\n    dir: ${oc.env:TK_TEST_SECRET}\n  runtime:\n    choices:\n      model: mlp\n      optim: sgd\n"
+    )
+    assert _choices(tmp_path) == {"model": "mlp", "optim": "sgd"}  # the rest of the file is never resolved
+    (hydra_dir / "hydra.yaml").write_text("hydra:\n  runtime:\n    choices:\n      model: ${oc.env:TK_TEST_SECRET}\n")
+    assert _choices(tmp_path) == {}
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(8))
+    (hydra_dir / "hydra.yaml").write_text("hydra:\n  runtime:\n    choices:\n" + "".join(
+        "      " + line + "\n" for line in laughs.splitlines()))
+    t0 = time.perf_counter()
+    assert _choices(tmp_path) == {}  # a billion laughs in YAML aliases: 10**9 paths, refused by the walk's bound
+    assert time.perf_counter() - t0 < 2
+
+
 def test_data_error_messages_never_quote_the_file(world: World, tmp_path: Path) -> None:
     from trainkit.data.files import csv, tensor_file
 

@@ -234,10 +234,9 @@ def _choices(run_dir: Path) -> dict[str, str]:
     try:
         if path.stat().st_size > 4 * 2**20:
             return {}
-        node = yaml.safe_load(path.read_text())
-        if plain_data_problem(node):
+        choices = yaml.safe_load(path.read_text())["hydra"]["runtime"]["choices"]
+        if not isinstance(choices, dict) or plain_data_problem(choices):
             return {}
-        choices = node["hydra"]["runtime"]["choices"]
         return {str(k): str(v) for k, v in choices.items() if isinstance(v, str) or v is None}
     except Exception:
         return {}
