@@ -73,20 +73,16 @@ def evaluate_checkpoint(
     with downloads off, and its `_target_`s are checked against the closed allow-list (trainkit's own
     configs plus `allow`, the user's --allow) before anything is imported or built.
     """
-    from trainkit.security import allowed_prefixes, check_stored_config, set_downloads, stored_config, user_keys
+    from trainkit.security import allowed_prefixes, checked_config
 
     prefixes = allowed_prefixes(allow or ())
     if split not in ("test", "val", "train"):
         raise ConfigError(f"split={split} is not a split; choose test, val or train")
     ckpt = ckpt_io.load(ckpt_path, trust=trust)
-    source = f"the config stored in checkpoint '{ckpt_path}'"
     if not isinstance(ckpt.get("config"), dict):
         raise TrainkitError(f"checkpoint '{ckpt_path}' carries no config, so its model cannot be rebuilt")
-    cfg = stored_config(ckpt["config"], source)
-    cfg = apply_eval_overrides(cfg, overrides)
-    if "data.download" in user_keys(overrides):  # yours to allow: every download key of the data follows it
-        set_downloads(cfg, bool(cfg.data.download))
-    check_stored_config(cfg, prefixes, source=source)
+    source = f"the config stored in checkpoint '{ckpt_path}'"
+    cfg = checked_config(ckpt["config"], source, overrides, apply_eval_overrides, prefixes)
     validate(cfg)
     seed_everything(int(cfg.seed))
     device = resolve_device(cfg)

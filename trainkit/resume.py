@@ -191,7 +191,7 @@ def plan(
             raise
         print(f"trainkit: {exc}; resuming from {previous} instead", file=sys.stderr)
         ckpt_path, ckpt = previous, ckpt_io.load(previous)
-    cfg = checked_config(ckpt, ckpt_path, overrides, allow, allow_loggers)
+    cfg = stored_run_config(ckpt, ckpt_path, overrides, allow, allow_loggers)
     validate(cfg)
     done = int(ckpt.get("epoch", 0)) + (1 if ckpt.get("batch_in_epoch") else 0)
     if int(cfg.trainer.epochs) < done:
@@ -202,22 +202,18 @@ def plan(
     return ResumePlan(run_dir, ckpt_path, cfg, _choices(run_dir))
 
 
-def checked_config(
+def stored_run_config(
     ckpt: dict[str, Any], ckpt_path: Path, overrides: list[str], allow: Sequence[str], allow_loggers: bool
 ) -> DictConfig:
     """The stored config plus the safe overrides, checked as a stranger's (trainkit.security) before any use."""
     from trainkit.loggers import stored_logger_problem
-    from trainkit.security import allowed_prefixes, check_stored_config, set_downloads, stored_config, user_keys
+    from trainkit.security import allowed_prefixes, checked_config, user_keys
 
     if not isinstance(ckpt.get("config"), dict):
         raise TrainkitError(f"checkpoint '{ckpt_path}' carries no config, so the run cannot be continued")
     source = f"the config stored in checkpoint '{ckpt_path}'"
-    cfg = apply_overrides(stored_config(ckpt["config"], source), overrides)
+    cfg = checked_config(ckpt["config"], source, overrides, apply_overrides, allowed_prefixes(allow))
     keys = user_keys(overrides)
-    if "data.download" in keys:
-        set_downloads(cfg, bool(cfg.data.download))
-    # The stored config is what will be instantiated: only allowed _target_s.
-    check_stored_config(cfg, allowed_prefixes(allow), source=source)
     problem = stored_logger_problem(cfg, allow_remote=allow_loggers, user=keys)
     if problem:
         raise ConfigError(f"{source}: {problem}")

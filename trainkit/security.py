@@ -25,7 +25,7 @@ import importlib
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -377,6 +377,20 @@ def stored_config(stored: Any, source: str) -> Any:
     except Exception as exc:  # e.g. a key OmegaConf cannot hold
         reason = " ".join(str(exc).split())[:160]
         raise CheckpointError(f"{source} is not plain config data trainkit wrote ({reason})") from None
+
+
+def checked_config(
+    stored: Any, source: str, overrides: Sequence[str], apply: Callable[[Any, list[str]], Any], allow: Sequence[str]
+) -> Any:
+    """What eval and resume build from a stored config: `stored_config`, the user's overrides (`apply`), checked.
+
+    `data.download=VALUE` among the overrides applies to every `download` key of the data.
+    """
+    cfg = apply(stored_config(stored, source), list(overrides))
+    if "data.download" in user_keys(overrides):
+        set_downloads(cfg, bool(cfg.data.download))
+    check_stored_config(cfg, allow, source)
+    return cfg
 
 
 def _downloads_off(node: Any) -> None:
