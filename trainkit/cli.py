@@ -195,8 +195,13 @@ def resume_train(spec: str, args: list[str]) -> int:
             allow.append(a.split("=", 1)[1])
         else:
             rest.append(a)
-    resume = plan(spec, rest, allow=allow)
-    return run_hydra(resume.hydra_args(), resume=resume)
+    resume = plan(spec, rest, allow=allow)  # takes the run directory's lock
+    try:
+        return run_hydra(resume.hydra_args(), resume=resume)
+    finally:
+        from trainkit import owner
+
+        owner.release(resume.run_dir)
 
 
 def run_hydra(args: list[str], resume: Any = None) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -166,25 +167,54 @@ def _hydra_quote(value: str) -> str:
 
 
 def plan(spec: str, overrides: list[str], allow: list[str] | tuple[str, ...] = ()) -> ResumePlan:
-    """Check a `resume=` request and build its config: the checkpoint's, plus the safe overrides."""
+    """Check a `resume=` request and build its config: the checkpoint's, plus the safe overrides.
+
+    Takes the run directory's lock (released on a refusal; else by the caller, after the run).
+    """
+    from trainkit import owner
+
+    run_dir, ckpt_path = locate(spec)
+    # One owner from here to the run's end (the CLI releases it): a second resume of the run is refused.
+    owner.take(run_dir, resuming=True)
+    try:
+        return _plan(run_dir, ckpt_path, overrides, allow)
+    except BaseException:
+        owner.release(run_dir)
+        raise
+
+
+def _plan(run_dir: Path, ckpt_path: Path, overrides: list[str], allow: list[str] | tuple[str, ...]) -> ResumePlan:
     from trainkit import checkpoint as ckpt_io
     from trainkit.config import validate
     from trainkit.errors import CheckpointError
     from trainkit.security import allowed_prefixes, check_stored_config
 
-    run_dir, ckpt_path = locate(spec)
     try:
         ckpt = ckpt_io.load(ckpt_path)
     except CheckpointError as exc:  # a torn or corrupt last.pt: the one it replaced, if kept
         previous = ckpt_io.previous_path(ckpt_path)
         if not previous.is_file():
             raise
-        print(f"trainkit: {exc}; resuming from {previous} instead", file=sys.stderr)
-        ckpt_path, ckpt = previous, ckpt_io.load(previous)
+        # Moved aside, so the next rotation never makes the broken file the fallback (last.prev.pt).
+        aside = ckpt_io.move_aside(ckpt_path)
+        print(f"trainkit: {exc}; moved it to {aside.name} and resuming from {previous} instead", file=sys.stderr)
+        original, ckpt_path, ckpt = ckpt_path, previous, ckpt_io.load(previous)
+        # last.pt is the newest good checkpoint again: a kill before the next save still resumes
+        try:
+            os.link(previous, original)
+        except OSError:
+            shutil.copy2(previous, original)
+    check_counters(ckpt, ckpt_path)
     stored = ckpt.get("config")
     if not isinstance(stored, dict):
         raise TrainkitError(f"checkpoint '{ckpt_path}' carries no config, so the run cannot be continued")
-    cfg = OmegaConf.create(stored)
+    try:
+        cfg = OmegaConf.create(stored)
+    except Exception as exc:  # a tensor or other non-config value in the stored config
+        raise CheckpointError(
+            f"the config stored in checkpoint '{ckpt_path}' is not a plain config ({_first_line(exc)}); "
+            "it was not written by trainkit's train: start a new run"
+        ) from None
     cfg = apply_overrides(cfg, overrides)
     # The stored config is what will be instantiated: only allowed _target_s (trainkit.security).
     check_stored_config(cfg, allowed_prefixes(allow), source=f"the config stored in checkpoint '{ckpt_path}'")
@@ -196,6 +226,25 @@ def plan(spec: str, overrides: list[str], allow: list[str] | tuple[str, ...] = (
             f"resume can only add epochs (trainer.epochs >= {done})"
         )
     return ResumePlan(run_dir, ckpt_path, cfg, _choices(run_dir))
+
+
+def check_counters(ckpt: dict[str, Any], path: Path) -> None:
+    """epoch, step and batch_in_epoch must be non-negative integers, or resume cannot say where it is."""
+    from trainkit.errors import CheckpointError
+
+    for key, default in (("epoch", None), ("step", 0), ("batch_in_epoch", 0)):
+        value = ckpt.get(key)
+        value = default if value is None else value
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CheckpointError(
+                f"checkpoint '{path}' stores {key}={value!r}, not a count of {key.replace('_', ' ')}s; it was not "
+                "written by trainkit's train (or was edited): resume another checkpoint or start a new run"
+            )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:160]
 
 
 def _choices(run_dir: Path) -> dict[str, str]:
@@ -346,17 +395,24 @@ def default_mp_context() -> str:
 
 
 class StopOnSignal:
-    """SIGINT/SIGTERM set a flag; the loop stops at the next step boundary. A second signal aborts."""
+    """SIGINT/SIGTERM set a flag; the loop stops at the next step boundary. A second signal aborts.
+
+    Outside the loop (set-up, the test) there is no step to finish: while `immediate` holds a
+    message, a signal raises RunInterrupted at once, so the run still ends as `interrupted`
+    with a summary and exit 128 + signal.
+    """
 
     SIGNALS = ("SIGINT", "SIGTERM")
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.immediate: str | None = None
         self._previous: dict[int, Any] = {}
 
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # signal handlers live in the main thread only
+    def install(self, immediate: str | None = None) -> None:
+        self.immediate = immediate
+        if self._previous or threading.current_thread() is not threading.main_thread():
+            return  # installed already; signal handlers live in the main thread only
         for name in self.SIGNALS:
             sig = getattr(signal, name, None)
             if sig is None:
@@ -369,6 +425,9 @@ class StopOnSignal:
             self.restore()
             raise KeyboardInterrupt
         self.signum = signum
+        if self.immediate is not None:
+            where, self.immediate = self.immediate, None
+            raise RunInterrupted(f"{signal.Signals(signum).name}: stopped {where}", signum)
         print(
             f"\n{signal.Signals(signum).name}: finishing the current step, then writing last.pt "
             "(send it again to stop at once)",
@@ -387,14 +446,17 @@ class StopOnSignal:
         self._previous.clear()
 
 
-def injected_signal() -> tuple[int, int] | None:
+def injected_signal() -> tuple[int | str, int] | None:
     """TRAINKIT_TEST_SIGNAL=STEP:NAME sends this process signal NAME right after optimizer step STEP.
 
-    Fault injection for the interruption tests (a real signal at an exact step); unset in normal use.
+    STEP may also be a phase outside the loop: `setup` (start of set-up), `end` (after the last
+    epoch), `test` (before the test). Fault injection for the interruption tests (a real signal at
+    an exact point); unset in normal use.
     """
     spec = os.environ.get("TRAINKIT_TEST_SIGNAL")
     if not spec:
         return None
     step, _, name = spec.partition(":")
     name = name.upper()
-    return int(step), int(getattr(signal, name if name.startswith("SIG") else "SIG" + name))
+    signum = int(getattr(signal, name if name.startswith("SIG") else "SIG" + name))
+    return (int(step) if step.isdigit() else step), signum
