@@ -172,6 +172,16 @@ def check_dangling(path: str | os.PathLike[str], key: str) -> None:
         )
 
 
+def literal_head(raw: str) -> str:
+    """The part of a hydra.*.dir value before its first interpolation (inside ${trainkit.unique_dir:...})."""
+    from trainkit.rundir import UNIQUE_DIR_RESOLVER
+
+    prefix = "${" + UNIQUE_DIR_RESOLVER + ":"
+    if raw.startswith(prefix):
+        raw = raw[len(prefix):]
+    return raw.split("${", 1)[0] or "."
+
+
 class RunDirOwner(Callback):
     """Hydra callback: before Hydra writes .hydra/ or opens train.log, own a fixed hydra.run.dir.
 
@@ -196,7 +206,7 @@ class RunDirOwner(Callback):
         raw = str(OmegaConf.to_container(config.hydra[mode], resolve=False).get("dir", ""))
         key = f"hydra.{mode}.dir"
         try:
-            check_dangling(raw.split("${", 1)[0] or ".", key)
+            check_dangling(literal_head(raw), key)
             if mode == "run" and "${" not in raw and not holds(raw) and is_main_process():
                 trainer = config.get("trainer") or {}
                 # skip_done may resume what is there: the job decides, under this lock
