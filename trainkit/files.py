@@ -21,6 +21,8 @@ from typing import IO, Any
 from trainkit.errors import TrainkitError
 
 TEMP_SUFFIX = ".tmp"
+_UMASK = os.umask(0o22)  # read once (setting it is the only way to read it), then put back
+os.umask(_UMASK)
 
 
 class LinkRefused(TrainkitError):
@@ -73,6 +75,7 @@ def atomic_write(
     except OSError as exc:
         raise fault(path, exc, kept) from None
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600: the file gets the mode open() would give
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -120,8 +120,15 @@ def take(run_dir: str | os.PathLike[str], *, resuming: bool, overwrite: bool = F
 
 
 def is_main_process() -> bool:
-    """Rank 0 (or no process group): the process that owns the run directory."""
-    return os.environ.get("RANK", "0") == "0"
+    """Rank 0 (or no process group): the process that owns the run directory.
+
+    Read from the launcher's environment, since the lock is taken before the group is joined:
+    torchrun's RANK, SLURM's task id, submitit's local task id.
+    """
+    for var in ("RANK", "SLURM_PROCID", "SUBMITIT_LOCAL_GLOBALID"):
+        if var in os.environ:
+            return os.environ[var] == "0"
+    return True
 
 
 def _start_fresh(run_dir: Path, overwrite: bool, retry_failed: bool) -> None:
