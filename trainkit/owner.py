@@ -94,6 +94,13 @@ def release(run_dir: str | os.PathLike[str]) -> None:
         held[0].close()
 
 
+def release_all() -> None:
+    """Give back every lock this process holds (the CLI, once its runs are over)."""
+    for held in _HELD.values():
+        held[0].close()
+    _HELD.clear()
+
+
 def holds(run_dir: str | os.PathLike[str]) -> bool:
     return _key(Path(run_dir)) in _HELD
 
@@ -193,7 +200,8 @@ class RunDirOwner(Callback):
     """Hydra callback: before Hydra writes .hydra/ or opens train.log, own a fixed hydra.run.dir.
 
     A directory with an interpolation (the default outputs/DATE/TIME, claimed atomically) is new
-    by construction; the run itself takes its lock. Errors end the process as the CLI would.
+    by construction; the run itself takes its lock. Errors end the process as the CLI would; the CLI
+    gives the lock back when Hydra returns (owner.release_all).
     """
 
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
@@ -201,9 +209,6 @@ class RunDirOwner(Callback):
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         self._guard(config, "sweep")
-
-    def on_run_end(self, config: Any, **kwargs: Any) -> None:
-        self._release(config)
 
     def _guard(self, config: Any, mode: str) -> None:
         from omegaconf import OmegaConf
@@ -219,14 +224,7 @@ class RunDirOwner(Callback):
                 # skip_done may resume what is there: the job decides, under this lock
                 skip_done = bool(trainer.get("skip_done"))
                 take(raw, resuming=skip_done, overwrite=bool(trainer.get("overwrite")), retry_failed=skip_done)
-                self._took = raw
         except TrainkitError as exc:
             if debug_enabled():
                 raise
             raise SystemExit(report(exc)) from None
-
-    def _release(self, config: Any) -> None:
-        took = getattr(self, "_took", None)
-        if took is not None:
-            release(took)
-            self._took = None

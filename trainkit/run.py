@@ -91,11 +91,6 @@ def model_source_hash(model: torch.nn.Module) -> str | None:
     return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
-def _brief(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return " ".join(lines[:2])[:240] if lines else type(exc).__name__
-
-
 def describe_config(cfg: DictConfig, choices: dict[str, str]) -> list[str]:
     """One compact line per group: the option chosen and its settings."""
     lines = []
@@ -150,8 +145,9 @@ class Run:
     def setup(self) -> None:
         cfg = self.cfg
         # A signal during set-up stops at once: there is no step to finish and nothing to save yet.
-        self.stopper.install(immediate="while setting up, before the first step; nothing was trained, "
-                             "so start the run again (or resume it, if it was resumed)")
+        again = (f"resume with: {resume_command(self.run_dir, cfg)}" if self.resume_from is not None
+                 else "nothing was trained yet: start the run again")
+        self.stopper.install(immediate=f"while setting up, before the first step; {again}")
         self._inject("setup")
         validate(cfg)
         self.dist = dist = distributed.setup_run(cfg, self.run_dir)  # torchrun/SLURM: one group, one run dir
@@ -273,6 +269,8 @@ class Run:
         try:
             self.raw_model.load_state_dict(ckpt["model"])
         except (RuntimeError, TypeError, AttributeError, KeyError) as exc:
+            from trainkit.evaluate import _brief  # eval words a misfit the same way
+
             raise CheckpointError(
                 f"the weights in checkpoint '{path}' do not fit the model built from its config "
                 f"(model._target_={self.cfg.model.get('_target_')}): {_brief(exc)}; if the model's code changed, "
