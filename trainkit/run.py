@@ -265,7 +265,6 @@ class Run:
     def restore(self, path: Path) -> dict[str, Any]:
         """Load model, optimizer, scheduler, scaler and counters from a checkpoint (RNGs: end of setup)."""
         ckpt = ckpt_io.load(path, map_location=self.device)
-        self._warn_if_changed(ckpt, path)
         try:
             self.raw_model.load_state_dict(ckpt["model"])
         except (RuntimeError, TypeError, AttributeError, KeyError) as exc:
@@ -276,6 +275,7 @@ class Run:
                 f"(model._target_={self.cfg.model.get('_target_')}): {_brief(exc)}; if the model's code changed, "
                 "restore it, or start a new run"
             ) from None
+        self._warn_if_changed(ckpt, path)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler is not None and ckpt.get("scheduler") is not None:
             self.scheduler.load_state_dict(ckpt["scheduler"])
