@@ -174,6 +174,8 @@ def plan(spec: str, overrides: list[str], allow: list[str] | tuple[str, ...] = (
     from trainkit import owner
 
     run_dir, ckpt_path = locate(spec)
+    if not owner.is_main_process():  # torchrun: every rank plans, rank 0 owns the directory
+        return _plan(run_dir, ckpt_path, overrides, allow)
     # One owner from here to the run's end (the CLI releases it): a second resume of the run is refused.
     owner.take(run_dir, resuming=True)
     try:
@@ -185,6 +187,7 @@ def plan(spec: str, overrides: list[str], allow: list[str] | tuple[str, ...] = (
 
 def _plan(run_dir: Path, ckpt_path: Path, overrides: list[str], allow: list[str] | tuple[str, ...]) -> ResumePlan:
     from trainkit import checkpoint as ckpt_io
+    from trainkit import owner
     from trainkit.config import validate
     from trainkit.errors import CheckpointError
     from trainkit.security import allowed_prefixes, check_stored_config
@@ -195,6 +198,8 @@ def _plan(run_dir: Path, ckpt_path: Path, overrides: list[str], allow: list[str]
         previous = ckpt_io.previous_path(ckpt_path)
         if not previous.is_file():
             raise
+        if not owner.is_main_process():  # rank 0 moves it aside; the others read the fallback
+            return _plan(run_dir, previous, overrides, allow)
         # Moved aside, so the next rotation never makes the broken file the fallback (last.prev.pt).
         aside = ckpt_io.move_aside(ckpt_path)
         print(f"trainkit: {exc}; moved it to {aside.name} and resuming from {previous} instead", file=sys.stderr)
