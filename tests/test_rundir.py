@@ -312,9 +312,11 @@ def test_a_corrupt_last_pt_is_moved_aside_and_both_fallbacks_load(done_run: Path
 
 @pytest.mark.slow
 def test_kill_campaign_few_trials_are_bit_identical(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "kill_campaign.py"), "--trials", "4",
-                           "--seed", "1", "--dir", str(tmp_path)], env=cli_env(), capture_output=True,
-                          text=True, timeout=900)
+    # A kill inside a checkpoint write, and a double kill (the run, then its resume or restart).
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "kill_campaign.py"), "--trials", "2",
+                           "--kinds", "write,double", "--seed", "1", "--dir", str(tmp_path)], env=cli_env(),
+                          capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "4/4 bit-identical" in proc.stdout, proc.stdout
-    assert proc.stdout.count("identical") == 4 + 1, proc.stdout  # four trials and the final count
+    assert "2/2 bit-identical" in proc.stdout, proc.stdout
+    assert "trial   1: identical  write (inside checkpoint write" in proc.stdout
+    assert "trial   2: identical  double (" in proc.stdout and ", then " in proc.stdout
