@@ -39,6 +39,7 @@ STEPS = 60  # 3 epochs of 20 steps (digits: 1259 training samples, batch 64)
 WRITES = 14  # checkpoint writes of the run: 8 mid-epoch, 3 epoch-end last.pt, best.pt when it improves
 TIME_COLUMNS = {"train_time_s", "train_samples_per_s"}
 KINDS = ("step", "write", "time", "double")
+LANDED = [0, 0]  # kills that hit a live process, kills attempted
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -67,13 +68,16 @@ def trainkit(args: list[str], cwd: Path, extra: dict[str, str] | None = None, ki
     return proc.returncode
 
 
-def kill_once(kind: str, rng: random.Random, wall: float) -> tuple[dict[str, str], float | None, str]:
-    """The environment / delay that kills one process, and a label for the report."""
+def kill_once(kind: str, rng: random.Random, wall: float, done: int = 0) -> tuple[dict[str, str], float | None, str]:
+    """The environment / delay that kills one process, and a label for the report.
+
+    `done`: the step a resume starts from, so its step and write kills land after it.
+    """
     if kind == "step":
-        step = rng.randint(1, STEPS)
+        step = rng.randint(done + 1, STEPS)
         return {"TRAINKIT_TEST_SIGNAL": f"{step}:KILL"}, None, f"after step {step}"
     if kind == "write":
-        n = rng.randint(1, WRITES)
+        n = rng.randint(1, max(1, round(WRITES * (STEPS - done) / STEPS)))
         return {"TRAINKIT_TEST_KILL_IN_WRITE": str(n)}, None, f"inside checkpoint write {n}"
     delay = rng.uniform(0.2, wall * 1.1)
     return {}, delay, f"after {delay:.2f} s"
@@ -84,6 +88,16 @@ def continue_run(run: Path, cwd: Path, extra: dict[str, str] | None = None, kill
     if (run / "checkpoints" / "last.pt").is_file():
         return trainkit(["train", f"resume={run.name}"], cwd, extra, kill_after)
     return trainkit(["train", *RUN, f"hydra.run.dir={run.name}"], cwd, extra, kill_after)
+
+
+def checkpoint_step(run: Path) -> int:
+    """The step a resume of `run` starts from (0 when it has no last.pt)."""
+    import torch
+
+    try:
+        return int(torch.load(run / "checkpoints" / "last.pt", weights_only=True)["step"])
+    except (OSError, RuntimeError, KeyError):
+        return 0
 
 
 def completed(run: Path) -> bool:
@@ -129,12 +143,14 @@ def trial(i: int, kind: str, rng: random.Random, root: Path, ref: Path, wall: fl
     labels = []
     extra, delay, label = kill_once("write" if kind == "double" and rng.random() < 0.5 else
                                     ("step" if kind == "double" else kind), rng, wall)
-    labels.append(label)
-    trainkit(["train", *RUN, f"hydra.run.dir={run.name}"], root, extra, delay)
+    killed = trainkit(["train", *RUN, f"hydra.run.dir={run.name}"], root, extra, delay) == -signal.SIGKILL
+    labels.append(label + ("" if killed else " (ended before the kill)"))
+    LANDED[0], LANDED[1] = LANDED[0] + killed, LANDED[1] + 1
     if kind == "double" and not completed(run):  # kill the resume (or the restart) too
-        extra, delay, label = kill_once(rng.choice(("step", "write", "time")), rng, wall)
-        labels.append("then " + label)
-        continue_run(run, root, extra, delay)
+        extra, delay, label = kill_once(rng.choice(("step", "write", "time")), rng, wall, checkpoint_step(run))
+        killed = continue_run(run, root, extra, delay) == -signal.SIGKILL
+        labels.append("then " + label + ("" if killed else " (ended before the kill)"))
+        LANDED[0], LANDED[1] = LANDED[0] + killed, LANDED[1] + 1
     for _ in range(3):
         if completed(run):
             break
@@ -171,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         same += ok
         print(f"trial {i + 1:>3}: {'identical' if ok else 'DIFFERENT'}  {what}", flush=True)
     print(f"{same}/{args.trials} bit-identical to the uninterrupted run")
+    print(f"kills that landed: {LANDED[0]} of {LANDED[1]} attempted (the others came after the run had ended)")
     return 0 if same == args.trials else 1
 
 
