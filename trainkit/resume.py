@@ -293,9 +293,8 @@ def run_task(cfg: DictConfig, resume: ResumePlan | None = None) -> dict[str, Any
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from trainkit.run import train
-
     hc = HydraConfig.get()
+    train = _import_train(Path(hc.runtime.output_dir))
     if resume is not None:
         return train(resume.cfg, resume.run_dir, resume.choices, resume_from=resume.ckpt)
     multirun = hc.mode == RunMode.MULTIRUN
@@ -318,6 +317,31 @@ def run_task(cfg: DictConfig, resume: ResumePlan | None = None) -> dict[str, Any
         prepare_parallel_job(cfg, hc)
     command = job_command(list(hc.overrides.task)) if multirun else None
     return train(cfg, run_dir, choices, resume_from=ckpt, command=command)
+
+
+def _import_train(run_dir: Path) -> Any:
+    """Import the training code (torch: a second or two) with SIGTERM/SIGINT already answered.
+
+    The run directory exists from here on, so a signal now still ends as `interrupted`, exit
+    128 + signal, with a summary.json (Run.setup takes over once it starts).
+    """
+    import json
+
+    from trainkit.files import atomic_write_text
+
+    early = StopOnSignal()
+    early.install(immediate="while starting, before set-up; nothing was trained yet: start the run again")
+    try:
+        from trainkit.run import train
+    except RunInterrupted as exc:
+        summary = {"status": "interrupted", "error": f"RunInterrupted: {exc}", "run_dir": str(run_dir)}
+        with contextlib.suppress(OSError, TrainkitError):  # a resumed run's summary already says where it is
+            if not (run_dir / "summary.json").exists():
+                atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        raise
+    finally:
+        early.restore()
+    return train
 
 
 def finished_summary(run_dir: Path) -> dict[str, Any] | None:
