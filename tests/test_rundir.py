@@ -320,3 +320,19 @@ def test_kill_campaign_few_trials_are_bit_identical(tmp_path: Path) -> None:
     assert "2/2 bit-identical" in proc.stdout, proc.stdout
     assert "trial   1: identical  write (inside checkpoint write" in proc.stdout
     assert "trial   2: identical  double (" in proc.stdout and ", then " in proc.stdout
+
+
+def test_the_fused_finite_check_sees_every_dtype_and_never_overflows() -> None:
+    from trainkit.guards import model_is_finite
+
+    model = torch.nn.Linear(3, 2)
+    model.register_buffer("big", torch.tensor([1e300], dtype=torch.float64))  # finite, beyond float32
+    model.register_buffer("half", torch.zeros(2, dtype=torch.float16))
+    model.register_buffer("empty", torch.zeros(0))
+    assert model_is_finite(model)
+    model.half[1] = float("inf")
+    assert not model_is_finite(model)
+    model.half[1] = 0
+    with torch.no_grad():
+        model.weight[0, 0] = float("nan")
+    assert not model_is_finite(model)
