@@ -327,12 +327,12 @@ def test_the_fused_finite_check_sees_every_dtype_and_never_overflows() -> None:
 
     model = torch.nn.Linear(3, 2)
     model.register_buffer("big", torch.tensor([1e300], dtype=torch.float64))  # finite, beyond float32
-    model.register_buffer("half", torch.zeros(2, dtype=torch.float16))
+    model.register_buffer("fp16", torch.zeros(2, dtype=torch.float16))
     model.register_buffer("empty", torch.zeros(0))
     assert model_is_finite(model)
-    model.half[1] = float("inf")
+    model.fp16[1] = float("inf")
     assert not model_is_finite(model)
-    model.half[1] = 0
+    model.fp16[1] = 0
     with torch.no_grad():
         model.weight[0, 0] = float("nan")
     assert not model_is_finite(model)
