@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from trainkit import files
 from trainkit.errors import CheckpointError
 
 PREVIOUS_SUFFIX = ".prev"
@@ -38,40 +38,17 @@ def previous_path(path: str | os.PathLike[str]) -> Path:
 
 
 def atomic_save(obj: Any, path: str | os.PathLike[str], keep_previous: bool = False) -> None:
-    """Write to a temp file in the same directory, fsync, rename over `path`, fsync the directory.
+    """torch.save through files.atomic_write: the old file or the new one, never a torn one.
 
-    A kill or a failing write at any moment leaves either the old file or the new one, never a
-    torn one. With `keep_previous`, the file being replaced stays as NAME.prev.pt (a hard link,
-    so no copy is written), the fallback a resume offers when the newest file is unreadable.
+    With `keep_previous`, the file being replaced stays as NAME.prev.pt (a hard link, so no copy is
+    written), the fallback a resume offers when the newest file is unreadable. A write the disk
+    refuses is a WriteFault (exit 1) that names the file and says the previous checkpoint is kept.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        if keep_previous and path.is_file():
-            _link_previous(path)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc.__context__, KeyboardInterrupt) and not isinstance(exc, KeyboardInterrupt):
-            # a second Ctrl-C inside torch.save: its zip writer's clean-up raises a RuntimeError that
-            # would hide the interrupt (a traceback and exit 1 instead of stopping at once, exit 130)
-            raise exc.__context__ from None
-        raise
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    kept = f"; the previous '{path.name}' is kept" if path.is_file() else ""
+    rotate = (lambda: _link_previous(path)) if keep_previous else None
+    files.atomic_write(path, lambda f: torch.save(obj, f), before_replace=rotate,
+                       kept=kept or "; no checkpoint of this run was replaced")
 
 
 def _link_previous(path: Path) -> None:
@@ -83,6 +60,14 @@ def _link_previous(path: Path) -> None:
         os.replace(tmp, prev)
     except OSError:  # no hard links on this filesystem: the fallback is best.pt
         tmp.unlink(missing_ok=True)
+
+
+def move_aside(path: str | os.PathLike[str]) -> Path:
+    """Rename a checkpoint found corrupt to NAME.corrupt, so no later rotation makes it a fallback."""
+    path = Path(path)
+    aside = path.with_name(path.name + ".corrupt")
+    os.replace(path, aside)
+    return aside
 
 
 def alternatives(path: str | os.PathLike[str]) -> list[Path]:

@@ -201,7 +201,7 @@ def resume_train(spec: str, args: list[str]) -> int:
             allow.append(a.split("=", 1)[1])
         else:
             rest.append(a)
-    resume = plan(spec, rest, allow=allow, allow_loggers=allow_loggers)
+    resume = plan(spec, rest, allow=allow, allow_loggers=allow_loggers)  # takes the run directory's lock (run_hydra gives it back)
     return run_hydra(resume.hydra_args(), resume=resume)
 
 
@@ -261,6 +261,9 @@ def run_hydra(args: list[str], resume: Any = None) -> int:
         main_fn()
     finally:
         sys.argv = saved
+        from trainkit import owner
+
+        owner.release_all()  # the run-directory locks this run took, however it ended
     return exit_code
 
 

@@ -269,6 +269,7 @@ RULES: dict[str, Check] = {
     "trainer.deterministic": _bool,
     "trainer.checkpoint_every_n_steps": _optional(_int(1)),
     "trainer.skip_done": _bool,
+    "trainer.overwrite": _bool,
     "trainer.on_nan": _one_of("stop", "skip_batch"),
     "trainer.strategy": _one_of("auto", "ddp", "dp"),
     "data.batch_size": _int(1),

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import io
 import math
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from trainkit.files import atomic_write_text, open_append
 
 
 class Logger:
@@ -55,18 +58,17 @@ class CSVLogger(Logger):
             reader = csv.DictReader(f)
             self.columns = list(reader.fieldnames or [])
             rows = [r for r in reader if int(r["epoch"]) <= keep_through_epoch]
-        tmp = self.path.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.columns)
-            writer.writeheader()
-            writer.writerows(rows)
-        tmp.replace(self.path)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=self.columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.path, buf.getvalue())
 
     def log_epoch(self, row: dict[str, Any]) -> None:
         new = self.columns is None and not self.path.exists()
         if self.columns is None:
             self.columns = list(row) if new else _header(self.path)
-        with self.path.open("a", newline="") as f:
+        with open_append(self.path, newline="") as f:  # never appended through a planted link
             writer = csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore")
             if new:
                 writer.writeheader()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +24,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from trainkit.files import atomic_write_text
 
 log = logging.getLogger("trainkit")
 
@@ -296,9 +297,7 @@ def write_report(path: Path, report: Mapping[str, Any]) -> None:
     """Indented JSON with each list of numbers (a confusion-matrix row) on one line, written atomically."""
     text = json.dumps(report, indent=2)
     text = re.sub(r"\[\s*(-?[\d.]+(?:,\s*-?[\d.]+)*)\s*\]", lambda m: "[" + re.sub(r",\s*", ", ", m.group(1)) + "]", text)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, text + "\n")
 
 
 def write_test_report(run: Any, test_metrics: Mapping[str, float]) -> dict[str, Any]:

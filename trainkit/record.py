@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import trainkit
+from trainkit.files import atomic_write_text
 
 
 def versions() -> dict[str, Any]:
@@ -103,10 +104,7 @@ def build_record(*, cfg: Any, device: Any, data: Any, command: str, deterministi
 
 
 def write_record(run_dir: Path, record: dict[str, Any]) -> None:
-    path = run_dir / "record.json"
-    tmp = path.with_name(".record.json.tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(run_dir / "record.json", json.dumps(record, indent=2, default=str) + "\n")
 
 
 def write_resolved_config(run_dir: Path, cfg: Any) -> None:
@@ -116,10 +114,7 @@ def write_resolved_config(run_dir: Path, cfg: Any) -> None:
     """
     from omegaconf import OmegaConf
 
-    path = run_dir / "config_resolved.yaml"
-    tmp = path.with_name(".config_resolved.yaml.tmp")
-    tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    os.replace(tmp, path)
+    atomic_write_text(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
 
 def note_resume(run_dir: Path, *, command: str, checkpoint: str, epoch: int, step: int, device: Any) -> None:

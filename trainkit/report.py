@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from trainkit.errors import TrainkitError
+from trainkit.files import atomic_write_text
 
 FORMATS = ("table", "csv", "json", "md")
 BASE_COLUMNS = ["job", "status", "overrides", "monitor", "best_value", "best_epoch", "epochs", "wall_time_s"]
@@ -136,10 +137,7 @@ def write_csv(rows: list[dict[str, Any]], path: str | os.PathLike[str] | None = 
         writer.writerow({k: ("" if v is None else v) for k, v in r.items()})
     text = buf.getvalue()
     if path is not None:
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        atomic_write_text(path, text)
     return text
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -175,22 +176,50 @@ def plan(
     The stored config is a stranger's (trainkit.security): read as bounded, uninterpolated data with
     downloads off; only allowed `_target_`s; logger outputs stay in the run directory, and a logger
     that sends data to another machine is built only with `allow_loggers` (--allow-loggers).
+    Takes the run directory's lock (released on a refusal; else by the caller, after the run).
     """
-    from trainkit import checkpoint as ckpt_io
-    from trainkit.config import validate
-    from trainkit.errors import CheckpointError
+    from trainkit import owner
     from trainkit.security import allowed_prefixes
 
     allowed_prefixes(allow)  # a malformed --allow is refused before anything is read
     run_dir, ckpt_path = locate(spec)
+    if not owner.is_main_process():  # torchrun: every rank plans, rank 0 owns the directory
+        return _plan(run_dir, ckpt_path, overrides, allow, allow_loggers)
+    # One owner from here to the run's end (the CLI releases it): a second resume of the run is refused.
+    owner.take(run_dir, resuming=True)
+    try:
+        return _plan(run_dir, ckpt_path, overrides, allow, allow_loggers)
+    except BaseException:
+        owner.release(run_dir)
+        raise
+
+
+def _plan(
+    run_dir: Path, ckpt_path: Path, overrides: list[str], allow: list[str] | tuple[str, ...], allow_loggers: bool
+) -> ResumePlan:
+    from trainkit import checkpoint as ckpt_io
+    from trainkit import owner
+    from trainkit.config import validate
+    from trainkit.errors import CheckpointError
+
     try:
         ckpt = ckpt_io.load(ckpt_path)
     except CheckpointError as exc:  # a torn or corrupt last.pt: the one it replaced, if kept
         previous = ckpt_io.previous_path(ckpt_path)
         if not previous.is_file():
             raise
-        print(f"trainkit: {exc}; resuming from {previous} instead", file=sys.stderr)
-        ckpt_path, ckpt = previous, ckpt_io.load(previous)
+        if not owner.is_main_process():  # rank 0 moves it aside; the others read the fallback
+            return _plan(run_dir, previous, overrides, allow, allow_loggers)
+        # Moved aside, so the next rotation never makes the broken file the fallback (last.prev.pt).
+        aside = ckpt_io.move_aside(ckpt_path)
+        print(f"trainkit: {exc}; moved it to {aside.name} and resuming from {previous} instead", file=sys.stderr)
+        original, ckpt_path, ckpt = ckpt_path, previous, ckpt_io.load(previous)
+        # last.pt is the newest good checkpoint again: a kill before the next save still resumes
+        try:
+            os.link(previous, original)
+        except OSError:
+            shutil.copy2(previous, original)
+    check_counters(ckpt, ckpt_path)
     cfg = stored_run_config(ckpt, ckpt_path, overrides, allow, allow_loggers)
     validate(cfg)
     done = int(ckpt.get("epoch", 0)) + (1 if ckpt.get("batch_in_epoch") else 0)
@@ -218,6 +247,20 @@ def stored_run_config(
     if problem:
         raise ConfigError(f"{source}: {problem}")
     return cfg
+
+
+def check_counters(ckpt: dict[str, Any], path: Path) -> None:
+    """epoch, step and batch_in_epoch must be non-negative integers, or resume cannot say where it is."""
+    from trainkit.errors import CheckpointError
+
+    for key, default in (("epoch", None), ("step", 0), ("batch_in_epoch", 0)):
+        value = ckpt.get(key)
+        value = default if value is None else value
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CheckpointError(
+                f"checkpoint '{path}' stores {key}={value!r}, not a count of {key.replace('_', ' ')}s; it was not "
+                "written by trainkit's train (or was edited): resume another checkpoint or start a new run"
+            )
 
 
 def _choices(run_dir: Path) -> dict[str, str]:
@@ -275,9 +318,8 @@ def run_task(cfg: DictConfig, resume: ResumePlan | None = None) -> dict[str, Any
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from trainkit.run import train
-
     hc = HydraConfig.get()
+    train = _import_train(Path(hc.runtime.output_dir))
     if resume is not None:
         return train(resume.cfg, resume.run_dir, resume.choices, resume_from=resume.ckpt)
     multirun = hc.mode == RunMode.MULTIRUN
@@ -300,6 +342,31 @@ def run_task(cfg: DictConfig, resume: ResumePlan | None = None) -> dict[str, Any
         prepare_parallel_job(cfg, hc)
     command = job_command(list(hc.overrides.task)) if multirun else None
     return train(cfg, run_dir, choices, resume_from=ckpt, command=command)
+
+
+def _import_train(run_dir: Path) -> Any:
+    """Import the training code (torch: a second or two) with SIGTERM/SIGINT already answered.
+
+    The run directory exists from here on, so a signal now still ends as `interrupted`, exit
+    128 + signal, with a summary.json (Run.setup takes over once it starts).
+    """
+    import json
+
+    from trainkit.files import atomic_write_text
+
+    early = StopOnSignal()
+    early.install(immediate="while starting, before set-up; nothing was trained yet: start the run again")
+    try:
+        from trainkit.run import train
+    except RunInterrupted as exc:
+        summary = {"status": "interrupted", "error": f"RunInterrupted: {exc}", "run_dir": str(run_dir)}
+        with contextlib.suppress(OSError, TrainkitError):  # a resumed run's summary already says where it is
+            if not (run_dir / "summary.json").exists():
+                atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        raise
+    finally:
+        early.restore()
+    return train
 
 
 def finished_summary(run_dir: Path) -> dict[str, Any] | None:
@@ -382,17 +449,24 @@ def default_mp_context() -> str:
 
 
 class StopOnSignal:
-    """SIGINT/SIGTERM set a flag; the loop stops at the next step boundary. A second signal aborts."""
+    """SIGINT/SIGTERM set a flag; the loop stops at the next step boundary. A second signal aborts.
+
+    Outside the loop (set-up, the test) there is no step to finish: while `immediate` holds a
+    message, a signal raises RunInterrupted at once, so the run still ends as `interrupted`
+    with a summary and exit 128 + signal.
+    """
 
     SIGNALS = ("SIGINT", "SIGTERM")
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.immediate: str | None = None
         self._previous: dict[int, Any] = {}
 
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # signal handlers live in the main thread only
+    def install(self, immediate: str | None = None) -> None:
+        self.immediate = immediate
+        if self._previous or threading.current_thread() is not threading.main_thread():
+            return  # installed already; signal handlers live in the main thread only
         for name in self.SIGNALS:
             sig = getattr(signal, name, None)
             if sig is None:
@@ -405,6 +479,9 @@ class StopOnSignal:
             self.restore()
             raise KeyboardInterrupt
         self.signum = signum
+        if self.immediate is not None:
+            where, self.immediate = self.immediate, None
+            raise RunInterrupted(f"{signal.Signals(signum).name}: stopped {where}", signum)
         print(
             f"\n{signal.Signals(signum).name}: finishing the current step, then writing last.pt "
             "(send it again to stop at once)",
@@ -423,14 +500,17 @@ class StopOnSignal:
         self._previous.clear()
 
 
-def injected_signal() -> tuple[int, int] | None:
+def injected_signal() -> tuple[int | str, int] | None:
     """TRAINKIT_TEST_SIGNAL=STEP:NAME sends this process signal NAME right after optimizer step STEP.
 
-    Fault injection for the interruption tests (a real signal at an exact step); unset in normal use.
+    STEP may also be a phase outside the loop: `setup` (start of set-up), `end` (after the last
+    epoch), `test` (before the test). Fault injection for the interruption tests (a real signal at
+    an exact point); unset in normal use.
     """
     spec = os.environ.get("TRAINKIT_TEST_SIGNAL")
     if not spec:
         return None
     step, _, name = spec.partition(":")
     name = name.upper()
-    return int(step), int(getattr(signal, name if name.startswith("SIG") else "SIG" + name))
+    signum = int(getattr(signal, name if name.startswith("SIG") else "SIG" + name))
+    return (int(step) if step.isdigit() else step), signum

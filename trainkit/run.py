@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import trainkit
 from trainkit import checkpoint as ckpt_io
-from trainkit import distributed, guards, record
+from trainkit import distributed, files, guards, owner, record
 from trainkit.build import (
     autocast_dtype,
     build_loss,
@@ -35,7 +35,7 @@ from trainkit.console import fmt_metrics, say
 from trainkit.data import Data, build_data
 from trainkit.early_stopping import EarlyStopping
 from trainkit.early_stopping import from_config as early_stopping_from_config
-from trainkit.errors import ConfigError, TrainkitError
+from trainkit.errors import CheckpointError, ConfigError, TrainkitError
 from trainkit.loggers import CSVLogger, Logger, build_loggers, flatten_config, read_metrics
 from trainkit.loop import Loop, LoopState, evaluate, fit, read_sums
 from trainkit.metrics import summary_numbers, write_test_report
@@ -75,9 +75,20 @@ def versions() -> dict[str, Any]:
 
 
 def write_json(path: Path, obj: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    """summary.json, eval.json: atomically, never through a planted link (trainkit.files)."""
+    files.atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def model_source_hash(model: torch.nn.Module) -> str | None:
+    """A hash of the model class's source: resume warns when the user's model code changed."""
+    import hashlib
+    import inspect
+
+    try:
+        source = inspect.getsource(type(model))
+    except (OSError, TypeError):  # defined in a REPL or a built module: nothing to compare
+        return None
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
 def describe_config(cfg: DictConfig, choices: dict[str, str]) -> list[str]:
@@ -133,14 +144,22 @@ class Run:
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
         cfg = self.cfg
+        # A signal during set-up stops at once: there is no step to finish and nothing to save yet.
+        again = (f"resume with: {resume_command(self.run_dir, cfg)}" if self.resume_from is not None
+                 else "nothing was trained yet: start the run again")
+        self.stopper.install(immediate=f"while setting up, before the first step; {again}")
+        self._inject("setup")
         validate(cfg)
         self.dist = dist = distributed.setup_run(cfg, self.run_dir)  # torchrun/SLURM: one group, one run dir
         if dist.is_main:  # only rank 0 writes into the run directory
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.ckpt_dir.mkdir(exist_ok=True)
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                self.ckpt_dir.mkdir(exist_ok=True)
+            except OSError as exc:
+                raise files.fault(self.ckpt_dir, exc) from None
         command = self.command or shlex.join(["trainkit", "train", *sys.argv[1:]])
         if dist.is_main and (self.resume_from is None or not (self.run_dir / "cmd.txt").exists()):
-            (self.run_dir / "cmd.txt").write_text(command + "\n")
+            files.atomic_write_text(self.run_dir / "cmd.txt", command + "\n")
         seed_everything(int(cfg.seed))
         set_deterministic(bool(cfg.trainer.get("deterministic")))
         self.device = device = dist.device or resolve_device(cfg)
@@ -156,6 +175,7 @@ class Run:
         self.task.check_criterion(self.criterion)
         self._check_data(model)
         self.raw_model = model
+        self._model_hash = model_source_hash(model)
         self.optimizer = build_optimizer(cfg, model)
         steps_per_epoch = max(1, -(-len(self.data.train) // int(cfg.trainer.accumulate)))
         self.scheduler, self.interval = build_scheduler(cfg, self.optimizer, steps_per_epoch)
@@ -166,6 +186,7 @@ class Run:
         train_model = compile_model(train_model, device, bool(cfg.trainer.get("compile")))
         if dist.world_size > 1:  # a signal on any rank stops all ranks at the same step
             every = 1 if dist.backend == "gloo" else int(cfg.trainer.log_every_n_steps)
+            self.stopper.restore()
             self.stop = distributed.StopSignal(every).install()
         self.loop = Loop(
             model=train_model,
@@ -203,7 +224,7 @@ class Run:
             self.start_loggers(model)
         n_params = count_parameters(model)
         if dist.is_main:
-            (self.run_dir / "model.txt").write_text(f"{model}\n\nparameters: {n_params:,}\n")
+            files.atomic_write_text(self.run_dir / "model.txt", f"{model}\n\nparameters: {n_params:,}\n")
         say(f"trainkit {trainkit.__version__}  run dir: {self.run_dir}")
         for line in describe_config(cfg, self.choices):
             say(line)
@@ -239,13 +260,22 @@ class Run:
             say(f"resumed from {self.resume_from} at {where} (step {s.step})")
             # Last of all: the RNGs continue exactly where the checkpoint left them.
             ckpt_io.set_rng_state(ckpt["rng"])
-        if self.stop is None:
-            self.stopper.install()
+        self.stopper.immediate = None  # from here a signal stops at the next step boundary, with last.pt
 
     def restore(self, path: Path) -> dict[str, Any]:
         """Load model, optimizer, scheduler, scaler and counters from a checkpoint (RNGs: end of setup)."""
         ckpt = ckpt_io.load(path, map_location=self.device)
-        self.raw_model.load_state_dict(ckpt["model"])
+        try:
+            self.raw_model.load_state_dict(ckpt["model"])
+        except (RuntimeError, TypeError, AttributeError, KeyError) as exc:
+            from trainkit.evaluate import _brief  # eval words a misfit the same way
+
+            raise CheckpointError(
+                f"the weights in checkpoint '{path}' do not fit the model built from its config "
+                f"(model._target_={self.cfg.model.get('_target_')}): {_brief(exc)}; if the model's code changed, "
+                "restore it, or start a new run"
+            ) from None
+        self._warn_if_changed(ckpt, path)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler is not None and ckpt.get("scheduler") is not None:
             self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -267,6 +297,17 @@ class Run:
         if ckpt.get("rng") is None:
             raise TrainkitError(f"checkpoint '{path}' holds no RNG state, so the run cannot continue exactly")
         return ckpt
+
+    def _warn_if_changed(self, ckpt: dict[str, Any], path: Path) -> None:
+        """One yellow line each when the checkpoint was made by another trainkit or another model code."""
+        made_by = ckpt.get("trainkit_version")
+        if made_by is not None and str(made_by) != trainkit.__version__:
+            say(f"warning: {path} was written by trainkit {made_by}, this is {trainkit.__version__}; "
+                "the run continues, but numbers may differ from an uninterrupted run", style="yellow")
+        stored, now = ckpt.get("model_source_hash"), model_source_hash(self.raw_model)
+        if stored is not None and now is not None and stored != now:
+            say(f"warning: the code of {type(self.raw_model).__name__} changed since {path} was written; "
+                "the weights still fit, but the run may not continue as it began", style="yellow")
 
     def start_loggers(self, model: torch.nn.Module) -> None:
         """Build the `logger=` entries, hand them the config and graph, and hook the loop's log interval."""
@@ -318,6 +359,7 @@ class Run:
             "config": to_plain(self.cfg),
             "rng": ckpt_io.rng_state(),
             "trainkit_version": trainkit.__version__,
+            "model_source_hash": self._model_hash,
         }
 
     def on_epoch_end(self, row: dict[str, Any]) -> None:
@@ -403,6 +445,11 @@ class Run:
         if self._signal_at is not None and state.step == self._signal_at[0]:
             os.kill(os.getpid(), self._signal_at[1])
 
+    def _inject(self, phase: str) -> None:
+        """TRAINKIT_TEST_SIGNAL=setup|end|test:NAME: the test hook's signal at a phase outside the loop."""
+        if self._signal_at is not None and self._signal_at[0] == phase:
+            os.kill(os.getpid(), self._signal_at[1])
+
     def save_mid_epoch(self) -> None:
         """last.pt at the current step, with the epoch's partial sums so the epoch's metrics stay exact.
 
@@ -414,6 +461,9 @@ class Run:
             sums = {k: v for k, v in self._sums.items() if k != "count"}
             count = int(self._sums["count"]) if "count" in self._sums else 0
             s.partial_sums = read_sums(*distributed.all_reduce_sums(sums, count))
+        # The loss is read only every log_every_n_steps: the weights are checked at every write,
+        # so a NaN model never replaces a good last.pt or last.prev.pt (every rank: the same weights).
+        guards.assert_finite_model(self.raw_model, s.epoch + 1, s.step)
         if not self.loop.is_main:
             return
         ckpt_io.atomic_save(self.checkpoint_payload(), self.ckpt_dir / "last.pt", keep_previous=True)
@@ -423,17 +473,25 @@ class Run:
         epochs = int(cfg.trainer.epochs)
         last = self.state.epoch if self.stopped_early_before_resume() else epochs
         fit(self.loop, self.data.train, self.data.val, self.state, last, str(cfg.trainer.monitor), self.on_epoch_end)
+        self._inject("end")
         if self.stop is not None and self.stop.stopped:
             self.interrupted()
-        if self.stopper.requested and self.state.epoch < epochs:
-            self.save_mid_epoch()
+        resume_with = f"resume with: {resume_command(self.run_dir, self.cfg)}"
+        if self.stopper.requested:  # mid-epoch, or during the last epoch's validation: still interrupted
+            finished = self.state.epoch >= epochs and not self.state.batch_in_epoch
+            if not finished:
+                self.save_mid_epoch()
             self.stopper.restore()
             name = signal.Signals(self.stopper.signum).name
+            where = (f"after the last epoch ({self.state.epoch}), before the test" if finished
+                     else f"at epoch {self.state.epoch + 1}, step {self.state.step}")
             raise RunInterrupted(
-                f"{name}: stopped at epoch {self.state.epoch + 1}, step {self.state.step}; "
-                f"wrote {self.ckpt_dir / 'last.pt'}\nresume with: {resume_command(self.run_dir, self.cfg)}",
+                f"{name}: stopped {where}; wrote {self.ckpt_dir / 'last.pt'}\n{resume_with}",
                 int(self.stopper.signum),
             )
+        # Training is over and last.pt holds it: a signal now stops the test at once (resume re-runs it).
+        self.stopper.immediate = f"during the test, after training finished ({self.ckpt_dir / 'last.pt'}); {resume_with}"
+        self._inject("test")
         if self.dist.is_main:
             best = ckpt_io.load(self.ckpt_dir / "best.pt")
             self.raw_model.load_state_dict(best["model"])
@@ -489,7 +547,7 @@ class Run:
             message = message or ("interrupted" if isinstance(error, KeyboardInterrupt) else "no message")
             summary = self.summary(status, f"{type(error).__name__}: {message}")
             write_json(self.run_dir / "summary.json", summary)
-        except OSError:
+        except (OSError, TrainkitError):  # disk full or a planted link: the error itself is what to report
             return
         self.log_summary(summary)
 
@@ -537,6 +595,10 @@ def train(
     On failure leave a failed (or interrupted) summary and re-raise.
     """
     run = Run(cfg, run_dir, choices, resume_from=resume_from, command=command)
+    owns = owner.is_main_process()  # under DDP rank 0 owns the directory for the whole group
+    if owns:  # before anything is written: refused here, nothing of the other run is touched
+        owner.take(run_dir, resuming=resume_from is not None, overwrite=bool(cfg.trainer.get("overwrite")),
+                   retry_failed=bool(cfg.trainer.get("skip_done")))
     try:
         try:
             run.setup()
@@ -554,3 +616,5 @@ def train(
         raise
     finally:
         run.close()
+        if owns:
+            owner.release(run_dir)
