@@ -36,6 +36,7 @@ import torch
 from conftest import cli_env, run_cli
 
 from trainkit import checkpoint as ckpt_io
+from trainkit import owner
 from trainkit.api import evaluate
 from trainkit.errors import TrainkitError
 from trainkit.resume import plan
@@ -411,6 +412,13 @@ def _refused(call: Callable[[], Any], case: Case, w: World) -> str:
     assert elapsed < 5, f"{case.id} took {elapsed:.1f}s to refuse"
     assert_nothing_ran(w)
     return message
+
+
+@pytest.fixture(autouse=True)
+def _give_back_run_dir_locks() -> Iterator[None]:
+    """A resume plan that succeeds holds the run directory's lock (the CLI gives it back after the run)."""
+    yield
+    owner.release_all()
 
 
 def test_the_corpus_is_large_enough() -> None:

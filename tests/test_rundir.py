@@ -277,7 +277,7 @@ def test_resume_refuses_weights_that_do_not_fit_odd_counters_and_tensors_in_the_
     config = json.loads(json.dumps(good["config"]))
     config["model"]["hidden"] = torch.tensor([128])
     stored(config=config)
-    with pytest.raises(CheckpointError, match="not a plain config"):
+    with pytest.raises(CheckpointError, match="not plain config data"):
         plan(str(run), [])
     assert not owner.holds(run)  # a refused plan gives its lock back
 
