@@ -14,7 +14,12 @@ from trainkit.errors import DataError
 
 def _existing(path: str, key: str) -> Path:
     p = Path(str(path)).expanduser()
-    if not p.exists():
+    try:
+        found = p.exists()
+    except OSError as exc:  # ENAMETOOLONG, ELOOP, EACCES: the path itself is the problem
+        raise DataError(f"{key}={str(path)[:80]}{'...' if len(str(path)) > 80 else ''} cannot be read: "
+                        f"{exc.strerror or exc}; give a shorter or correct path") from None
+    if not found:
         raise DataError(f"{key}={path} does not exist (looked for {p.resolve()}); give the right path")
     return p
 
@@ -125,3 +130,15 @@ def image_folder(root: str, train_transforms: Any = None, eval_transforms: Any =
             if out[split].classes != out["train"].classes:
                 raise DataError(f"{base / split} has classes {out[split].classes} but {train_dir} has {out['train'].classes}")
     return out
+
+
+def check_source(target: str, kwargs: dict[str, Any]) -> None:
+    """Pre-flight: the file or folder a built-in data source reads exists (before a run directory is made)."""
+    if not target.startswith("trainkit.data.files."):
+        return
+    name = target.rsplit(".", 1)[-1]
+    path, root = kwargs.get("path"), kwargs.get("root")
+    if name in ("tensor_file", "csv") and path is not None and not _existing(str(path), "data.path").is_file():
+        raise DataError(f"data.path={path} is a directory; give the file")
+    if name == "image_folder" and root is not None and not _existing(str(root), "data.root").is_dir():
+        raise DataError(f"data.root={root} is a file; give the folder that holds CLASS/IMAGE files")
