@@ -407,6 +407,7 @@ RULES: dict[str, Check] = {
     "data.sampler": _optional(_one_of("random", "sequential", "weighted")),
     "data.memory_budget_mb": _positive_number,
     "data.download": _bool,
+    "data.skip_bad_files": _bool,
     "optim.lr": _positive_number,
     "optim.momentum": _nonneg_number,
     "optim.weight_decay": _nonneg_number,
