@@ -137,11 +137,11 @@ def cmd_train(args: list[str]) -> int:
     if any(a in ("-h", "--help") for a in args):
         print(TRAIN_HELP)
         return 0
-    from trainkit.config import expand_home
+    from trainkit.config import prepare_overrides
     from trainkit.preflight import run_mode
     from trainkit.resume import split_resume
 
-    args = expand_home(args)  # data.root=~/datasets: Hydra's grammar refuses a leading ~
+    args = prepare_overrides(args)  # data.root=~/datasets, nested ${..${..}}: forms Hydra refuses
     resume_spec, args = split_resume(args)
     if resume_spec is not None:
         return resume_train(resume_spec, args)
@@ -274,10 +274,10 @@ def cmd_eval(args: list[str]) -> int:
             overrides.append(a)
     if not ckpt:
         raise TrainkitError("eval needs a checkpoint: trainkit eval ckpt=outputs/DATE/TIME/checkpoints/best.pt")
-    from trainkit.config import expand_home
+    from trainkit.config import prepare_overrides
     from trainkit.evaluate import evaluate_checkpoint
 
-    overrides = expand_home(overrides)
+    overrides = prepare_overrides(overrides)
 
     if trust:
         print(
@@ -373,10 +373,10 @@ def cmd_show(args: list[str]) -> int:
     if _wants_help(args, SHOW_HELP):
         return 0
     from trainkit.catalog import show
-    from trainkit.config import expand_home
+    from trainkit.config import prepare_overrides
 
     rest, user_dir, flags = _config_args(args, "show", allowed=("--yaml",))
-    show(expand_home(rest), user_dir, as_yaml="--yaml" in flags)
+    show(prepare_overrides(rest), user_dir, as_yaml="--yaml" in flags)
     return 0
 
 
@@ -385,9 +385,9 @@ def cmd_check(args: list[str]) -> int:
         return 0
     rest, user_dir, _ = _config_args(args, "check")
     from trainkit.check import dry_run
-    from trainkit.config import expand_home
+    from trainkit.config import prepare_overrides
 
-    dry_run(expand_home(rest), user_dir)
+    dry_run(prepare_overrides(rest), user_dir)
     return 0
 
 

@@ -60,11 +60,12 @@ def compose(
         GlobalHydra.instance().clear()
 
 
-def expand_home(overrides: Sequence[str]) -> list[str]:
-    """`data.root=~/datasets`: `~` is the home directory, as in the shell (Hydra's grammar refuses `~` there).
+def prepare_overrides(overrides: Sequence[str]) -> list[str]:
+    """Rewrite two forms Hydra's override grammar refuses into what the user meant.
 
-    Only a value that is `~` or starts with `~/` is expanded; the path is quoted when it holds
-    characters Hydra would not take unquoted.
+    `data.root=~/datasets`: `~` is the home directory, as in the shell (only a value that is `~` or
+    starts with `~/`). `hydra.run.dir=${trainkit.unique_dir:runs/${now:%H}}`: an interpolation nested
+    in a resolver's argument parses only quoted, so such a value is quoted (it still resolves).
     """
     out = []
     for ov in overrides:
@@ -72,10 +73,16 @@ def expand_home(overrides: Sequence[str]) -> list[str]:
         if sep and not ov.startswith("-") and (value == "~" or value.startswith("~/")):
             path = os.path.expanduser(value)
             if not re.fullmatch(r"[\w/.\-]+", path):
-                path = "'" + path.replace("\\", "\\\\").replace("'", "\\'") + "'"
+                path = _quote(path)
             ov = f"{key}={path}"
+        elif sep and not ov.startswith("-") and value.startswith("${") and value.count("${") > 1 and "'" not in value:
+            ov = f"{key}={_quote(value)}"
         out.append(ov)
     return out
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def group_options(group: str, user_config_dir: str | None = None) -> list[str]:

@@ -34,7 +34,8 @@ def tensor_file(path: str) -> dict[str, Any]:
     try:
         blob = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise DataError(f"data.path={path} is not a torch.save file of tensors ({str(exc).splitlines()[0][:120]})") from exc
+        why = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+        raise DataError(f"data.path={path} is not a torch.save file of tensors ({why})") from exc
     if not isinstance(blob, dict) or "x" not in blob or "y" not in blob:
         keys = list(blob) if isinstance(blob, dict) else type(blob).__name__
         raise DataError(f"data.path={path} must hold a dict with tensors 'x' and 'y' (optional x_val, y_val, x_test, y_test); got {keys}")
