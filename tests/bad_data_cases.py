@@ -48,6 +48,10 @@ BAD_BYTES = {  # file content -> the words of the refusal
     "trunc.png": (None, "corrupt or truncated"),
     "trunc_idat.png": (None, "corrupt or truncated"),
     "trunc.jpg": (None, "bad image"),
+    "junk.webp": (b"RIFF\x10\x00\x00\x00WEBPVP8 " + bytes(16), "bad image"),
+    "trunc.bmp": (None, "bad image"),
+    "bad_crc.png": (None, "corrupt or truncated"),
+    "junk.tiff": (b"II*\x00" + bytes(40), "bad image"),
 }
 
 
@@ -60,6 +64,13 @@ def _bad_bytes(name: str) -> bytes:
     if name == "trunc_idat.png":
         data = _encoded("PNG", (128, 128))
         return data[: len(data) - 30]
+    if name == "trunc.bmp":
+        return _encoded("BMP", (32, 32))[:200]
+    if name == "bad_crc.png":
+        data = bytearray(_encoded("PNG", (32, 32)))
+        i = data.index(b"IDAT") + 8
+        data[i] ^= 0xFF  # one flipped byte: the chunk's CRC no longer matches
+        return bytes(data)
     return _encoded("JPEG", (256, 256))[:400]  # trunc.jpg: the header verifies, the pixels do not decode
 
 
@@ -122,6 +133,9 @@ def make_cases(root: Path) -> list[tuple[str, list[str], str]]:
     table("real_with_text", "a,b,label\n1,2,x\n3,4,y\n", "holds text", "data.label_type=real", "task=regression", "loss=mse")
     table("bom_header", "\ufefflabel,a,b\n1,2,3\n0,5,6\n", "is not a column")
     table("label_index_huge", good, "out of range", "data.label_column=1000000")
+    table("nan_label", "a,b,label\n1,2,0\n3,4,nan\n5,6,1\n", "the label is nan")
+    table("inf_label", "a,b,label\n1,2,0\n3,4,inf\n5,6,1\n", "the label is inf")
+    table("empty_label", "a,b,label\n1,2,0\n3,4,\n5,6,1\n", "the label is empty")
 
     def tensors(name: str, blob, words: str, *extra: str, raw: bytes | None = None) -> None:  # noqa: ANN001
         p = root / "pt" / f"{name}.pt"
@@ -145,6 +159,7 @@ def make_cases(root: Path) -> list[tuple[str, list[str], str]]:
     tensors("label_only_in_val", {"x": x, "y": y, "x_val": x[:4], "y_val": torch.tensor([0, 5, 1, 2])},
             "that the training split never has")
     tensors("x_val_without_y", {"x": x, "y": y, "x_val": x[:4]}, "must both be tensors")
+    tensors("y_test_without_x", {"x": x, "y": y, "y_test": y[:4]}, "must both be tensors")
     tensors("not_torch", None, "is not a torch.save file", raw=b"just some text\n")
     tensors("zero_bytes", None, "is not a torch.save file", raw=b"")
     tensors("truncated", None, "is not a torch.save file", raw=_saved({"x": x, "y": y})[:100])

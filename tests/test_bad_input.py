@@ -172,7 +172,7 @@ def _run_in_process(overrides: list[str], run_dir: Path) -> BaseException | None
 
 def test_the_data_proof_holds_enough_cases(data_cases) -> None:
     distinct = {name.rsplit("-", 1)[0] if name.startswith("img-") else name for name, _, _ in data_cases}
-    assert len(distinct) >= 57 and len(data_cases) >= 63
+    assert len(distinct) >= 63 and len(data_cases) >= 63
 
 
 @pytest.mark.slow

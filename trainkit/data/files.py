@@ -89,7 +89,10 @@ def csv(path: str, label_column: str | int = "label", delimiter: str = ",", labe
             features.append([float(v) for i, v in enumerate(row) if i != col])
         except ValueError as exc:
             raise DataError(f"{path} line {n}: a feature is not a number ({exc}); only the label column may hold text") from exc
-        labels.append(row[col].strip())
+        label = row[col].strip()
+        if not label or label.lower() in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity"):
+            raise DataError(f"{path} line {n}: the label is {label or 'empty'!s}; fill it in or drop the row")
+        labels.append(label)
     x = torch.tensor(features, dtype=torch.float32)
     if label_type not in ("auto", "class", "real"):
         raise DataError(f"data.label_type={label_type} must be auto, class or real")
