@@ -522,6 +522,8 @@ def _resolution_problems(cfg: DictConfig) -> list[str]:
                     continue
                 except Exception as exc:
                     text = _first_line(str(exc)).split(" full_key:")[0]
+                    if "Missing mandatory value" in text:
+                        continue  # it points to a `???`: validate names that key itself
                     if "Recursive interpolation" in text:
                         problems.append(f"{full}={raw} refers to itself; give it a value")
                     elif "not found" in text:

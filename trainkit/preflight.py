@@ -8,6 +8,7 @@ file paths of trainkit's data sources), and probes the directory the run will re
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from collections.abc import Sequence
@@ -113,6 +114,8 @@ def check_added_keys(overrides: Sequence[str], config_dir: str | None) -> None:
         parent = key.rpartition(".")[0]
         if not (head in OWNED or parent in ("", "data")) or (parent == "" and head in GROUPS):
             continue
+        if any("${" + key in o for o in overrides if o is not ov):
+            continue  # `+my_lr=0.1 optim.lr=${my_lr}`: read through the interpolation
         base = compose([o for o in overrides if o is not ov], user_config_dir=config_dir)
         node = OmegaConf.select(base, parent) if parent else base
         if not isinstance(node, DictConfig) or key.rpartition(".")[2] in node:
@@ -200,7 +203,9 @@ def check_monitor_name(task: Any, monitor: str) -> None:
 
     if not isinstance(task, Task) or not type(task).__module__.startswith("trainkit."):
         return
-    names = {"loss", *task.metrics, *task.finalize({"count": 1.0})}
+    names = {"loss", *task.metrics}
+    with contextlib.suppress(Exception):  # a finalize that needs its own sums: the declared metrics suffice
+        names.update(task.finalize({"count": 1.0}))
     columns = [f"{split}_{name}" for split in ("train", "val") for name in sorted(names)]
     if monitor not in columns and monitor not in ("train_time_s", "train_samples_per_s"):
         from trainkit.errors import suggest
