@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from bad_data_cases import make_cases
 from bad_input_cases import BAD_OVERRIDES, ISSUE, LAUNCHERS
-from conftest import FAST, run_cli
+from conftest import FAST, cli_env, run_cli
 
 from trainkit import cli, preflight
 from trainkit.config import compose, prepare_overrides
@@ -141,14 +141,13 @@ def test_a_real_process_gets_one_line_and_no_run_dir(tmp_path: Path) -> None:
                               ["-m", "optim.lr=glob(*)", "trainer.epochs=-1"], ["data.root=~/datasets", "data=image_folder"]]):
         cwd = tmp_path / str(i)
         cwd.mkdir()
-        proc = run_cli(["train", *args], cwd, timeout=120)
+        proc = run_cli(["train", *args], cwd, timeout=120, env=cli_env(HOME=str(tmp_path / "home")))
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, (args, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1 and not list(cwd.iterdir()), (args, proc.stderr)
+    assert f"data.root={tmp_path}/home/datasets does not exist" in proc.stderr  # ~ expanded, then checked
 
 
 # --------------------------------------------------------------------------- broken data files
-
-DATA_CASES = make_cases  # built per test session into a temporary folder
 
 
 @pytest.fixture(scope="module")
