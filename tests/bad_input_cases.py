@@ -43,6 +43,9 @@ ISSUE = [
     ["-m", "hparams_search=nosuch"],
     ["optim.lr=interval(0.1,1)"],
     ["-m", "optim.lr=interval(0.001,0.1)"],
+    ["model.hidden=" + "[" * 600 + "1" + "]" * 600],  # Hydra: maximum recursion depth exceeded
+    ["seed=${trainer.epochs}", "trainer.epochs=${seed}"],
+    ["hydra.run.dir=${hydra.run.dir}"],
 ]
 
 TYPOS = [

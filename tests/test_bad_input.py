@@ -82,6 +82,8 @@ def test_every_malformed_override_is_one_line_exit_2_and_no_run_dir(tmp_path, ca
         (["seed=${seed}"], "seed=${seed} refers to itself"),
         (["model.hidden=[64,,64]"], "cannot parse override 'model.hidden=[64,,64]'"),
         (["="], "an override needs a key before '='"),
+        (["model.hidden=" + "[" * 600 + "1" + "]" * 600], "is nested too deeply for Hydra's override parser"),
+        (["hydra.run.dir=${hydra.run.dir}"], "hydra.run.dir"),
     ],
 )
 def test_unclear_one_liners_now_say_what_and_how(args, words, tmp_path, capsys, monkeypatch) -> None:

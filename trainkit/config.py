@@ -101,6 +101,13 @@ def group_options(group: str, user_config_dir: str | None = None) -> list[str]:
 def translate_hydra_error(exc: Exception, overrides: Sequence[str], user_config_dir: str | None) -> ConfigError:
     """Reword a Hydra/OmegaConf composition error as one line that names the key and the fix."""
     text = _chain_text(exc)
+    if "maximum recursion depth" in text:  # `key=[[[[...]]]]` hundreds deep: Hydra's parser recurses per level
+        deepest = max(overrides, key=lambda o: o.count("[") + o.count("{"), default="")
+        shown = deepest if len(deepest) <= 40 else deepest[:37] + "..."
+        return ConfigError(
+            f"'{shown}' is nested too deeply for Hydra's override parser; flatten the value, or put it in a "
+            "YAML option file under --config-dir"
+        )
     keyless = next((o for o in overrides if o.lstrip("+~").startswith("=")), None)
     if keyless is not None:
         return ConfigError(f"cannot parse override {keyless!r}: {explain_syntax(keyless)}")
@@ -462,13 +469,17 @@ REQUIRED = (
 
 def validate(cfg: DictConfig) -> None:
     """Check every known key's type and range; gather all problems into one message."""
-    problems: list[str] = _resolution_problems(cfg)
-    if problems:  # the root cause: every check below would only repeat it
-        raise ConfigError("invalid config: " + "; ".join(problems))
-    missing = [k for k in REQUIRED if _select_or_absent(cfg, k) is _ABSENT]
+    problems: list[str] = []
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    missing = [k for k in REQUIRED if not _exists(raw, k)]  # present but unresolvable: _resolution_problems
+    missing = [k for k in missing if not any(k.startswith(m + ".") for m in missing)]  # ~model: not model._target_ too
     if missing:
         problems.append(f"missing {', '.join(missing)} (deleted with ~?); trainkit needs them: set KEY=VALUE")
-    unset = _unset_keys(OmegaConf.to_container(cfg, resolve=False))  # `???`: data=tensor_file needs data.path
+    else:
+        problems = _resolution_problems(cfg)
+    if problems:  # the root cause: every check below would only repeat it
+        raise ConfigError("invalid config: " + "; ".join(problems))
+    unset = _unset_keys(raw)  # `???`: data=tensor_file needs data.path
     if unset:
         problems.append(f"{', '.join(unset)} has no value (???); give it on the command line, e.g. {unset[0]}=...")
     for key, check in RULES.items():
@@ -518,14 +529,14 @@ def _resolution_problems(cfg: DictConfig) -> list[str]:
                 try:
                     value = node[key]
                 except RecursionError:
-                    problems.append(f"{full}={raw} refers to itself; give it a value")
+                    problems.append(f"{full}={raw} refers to itself (directly or through other keys); give it a value")
                     continue
                 except Exception as exc:
                     text = _first_line(str(exc)).split(" full_key:")[0]
                     if "Missing mandatory value" in text:
                         continue  # it points to a `???`: validate names that key itself
                     if "Recursive interpolation" in text:
-                        problems.append(f"{full}={raw} refers to itself; give it a value")
+                        problems.append(f"{full}={raw} refers to itself (directly or through other keys); give it a value")
                     elif "not found" in text:
                         problems.append(f"{full}={raw} points to a key that does not exist ({text}); "
                                         "set that key or give this one a value")
@@ -550,8 +561,13 @@ def _unset_keys(node: Any, prefix: str = "") -> list[str]:
     return [prefix.rstrip(".")] if node == "???" else []
 
 
-def _select_or_absent(cfg: DictConfig, key: str) -> Any:
-    return OmegaConf.select(cfg, key, default=_ABSENT, throw_on_resolution_failure=False)
+def _exists(node: Any, key: str) -> bool:
+    """The dotted key is in the unresolved container (its value may still be an interpolation)."""
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def _show(value: Any) -> str:

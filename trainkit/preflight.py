@@ -258,9 +258,20 @@ def output_dir(overrides: Sequence[str], config_dir: str | None, multirun: bool)
     key = "sweep.dir" if multirun else "run.dir"
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     fixed = [ov.input_line for ov in parsed if not ov.is_sweep_override()]
+    hydra_cfg = compose(fixed, user_config_dir=config_dir, return_hydra_config=True).hydra
     try:
-        hydra_cfg = compose(fixed, user_config_dir=config_dir, return_hydra_config=True).hydra
         value = OmegaConf.select(hydra_cfg, key, throw_on_resolution_failure=True)
-    except Exception:
+    except Exception as exc:
+        if "HydraConfig was not set" not in str(exc):  # ${hydra:...}: known only inside the job
+            from trainkit.config import _first_line
+
+            raw: Any = OmegaConf.to_container(hydra_cfg, resolve=False)
+            for part in key.split("."):
+                raw = raw.get(part) if isinstance(raw, dict) else raw
+            raise ConfigError(
+                f"hydra.{key}={raw} "
+                f"cannot be resolved ({_first_line(str(exc)).split(' full_key:')[0]}); give a directory such as "
+                f"hydra.{key}=outputs/my_run"
+            ) from None
         value = None
     return str(value) if value else output_dir_from_overrides(list(overrides), multirun)
