@@ -10,12 +10,16 @@ from __future__ import annotations
 import csv
 import io
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 from bad_data_cases import make_cases
 from bad_input_cases import BAD_OVERRIDES, ISSUE, LAUNCHERS
 from conftest import FAST, cli_env, run_cli
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_hostile_config import OVERRIDE
 
 from trainkit import cli, preflight
 from trainkit.config import compose, prepare_overrides
@@ -220,3 +224,34 @@ def test_csv_label_column_must_exist_and_integer_tensors_become_float(tmp_path: 
     torch.save({"x": torch.randint(0, 9, (30, 4)), "y": torch.arange(30) % 3}, f)
     data = build_data(compose(["data=tensor_file", f"data.path={f}"]), torch.device("cpu"))
     assert data.train.tensors[0].dtype == torch.float32 and "inputs converted from int64 to float32" in data.info["loader_reason"]
+
+
+def test_a_slurm_sweep_is_not_refused_for_the_login_nodes_missing_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without a GPU")
+    monkeypatch.chdir(tmp_path)
+    args = ["device=cuda", "optim.lr=0.1,0.2", "trainer.epochs=1"]
+    with pytest.raises(Exception, match="no CUDA GPU is visible"):
+        cli.preflight(args, None, True)
+    cli.preflight(["hydra/launcher=submitit_slurm", *args], None, True)  # the jobs run on the cluster's nodes
+
+
+@settings(max_examples=40, deadline=20000, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(OVERRIDE, min_size=1, max_size=3), st.booleans())
+def test_generated_overrides_pass_or_are_refused_by_the_whole_pre_flight(overrides: list[str], multirun: bool) -> None:
+    # test_hostile_config's generator, through everything `trainkit train` runs before Hydra.
+    from trainkit.errors import TrainkitError
+
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory() as cwd:
+        os.chdir(cwd)
+        try:
+            cli.preflight(prepare_overrides(overrides), None, multirun)
+        except TrainkitError as exc:
+            assert "\n" not in str(exc) and exc.exit_code == 2, str(exc)
+        finally:
+            os.chdir(here)
+        assert not os.listdir(cwd), overrides

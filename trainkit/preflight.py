@@ -68,6 +68,8 @@ def check_train(overrides: list[str], config_dir: str | None, multirun: bool) ->
             raise ConfigError("the sweep selects no job; give each swept key at least one value")
     else:
         jobs = [overrides]
+    # A SLURM launcher runs the jobs on other machines: this one's GPUs say nothing about theirs.
+    remote = any(ov.lstrip("+").startswith("hydra/launcher=submitit_slurm") for ov in overrides)
     seen: set[str] = set()
     for job in jobs:
         cfg = compose(job, user_config_dir=config_dir)
@@ -76,7 +78,7 @@ def check_train(overrides: list[str], config_dir: str | None, multirun: bool) ->
         key = OmegaConf.to_yaml(cfg)
         if key not in seen:  # sweeps repeat configs that differ only in a number: build each once
             seen.add(key)
-            check_build(cfg)
+            check_build(cfg, check_device=not remote)
     if multirun:
         _check_interval_sweeps(overrides, config_dir)
     elif str(OmegaConf.select(cfg, "trainer.strategy", default="auto")) == "ddp" and not (
@@ -130,7 +132,7 @@ def check_added_keys(overrides: Sequence[str], config_dir: str | None) -> None:
         )
 
 
-def check_build(cfg: DictConfig) -> None:
+def check_build(cfg: DictConfig, check_device: bool = True) -> None:
     """Build what is cheap and certain to be built by the run, so its mistakes cost no run directory.
 
     The device (a cuda device on a machine without one), the task and its metric names (trainer.monitor),
@@ -139,7 +141,7 @@ def check_build(cfg: DictConfig) -> None:
     """
     from trainkit import build
 
-    if str(cfg.device.type) in ("cuda", "mps"):
+    if check_device and str(cfg.device.type) in ("cuda", "mps"):
         build.resolve_device(cfg)
     task = _quietly(lambda: build.build_task(cfg))
     if task is not None:
