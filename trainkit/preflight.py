@@ -70,15 +70,12 @@ def check_train(overrides: list[str], config_dir: str | None, multirun: bool) ->
         jobs = [overrides]
     # A SLURM launcher runs the jobs on other machines: this one's GPUs say nothing about theirs.
     remote = any(ov.lstrip("+").startswith("hydra/launcher=submitit_slurm") for ov in overrides)
-    seen: set[str] = set()
+    models: dict[str, Any] = {}  # a sweep over lr builds its model once
     for job in jobs:
         cfg = compose(job, user_config_dir=config_dir)
         validate(cfg)
         check_added_keys(job, config_dir)
-        key = OmegaConf.to_yaml(cfg)
-        if key not in seen:  # sweeps repeat configs that differ only in a number: build each once
-            seen.add(key)
-            check_build(cfg, check_device=not remote)
+        check_build(cfg, check_device=not remote, models=models)
     if multirun:
         _check_interval_sweeps(overrides, config_dir)
     elif str(OmegaConf.select(cfg, "trainer.strategy", default="auto")) == "ddp" and not (
@@ -132,7 +129,7 @@ def check_added_keys(overrides: Sequence[str], config_dir: str | None) -> None:
         )
 
 
-def check_build(cfg: DictConfig, check_device: bool = True) -> None:
+def check_build(cfg: DictConfig, check_device: bool = True, models: dict[str, Any] | None = None) -> None:
     """Build what is cheap and certain to be built by the run, so its mistakes cost no run directory.
 
     The device (a cuda device on a machine without one), the task and its metric names (trainer.monitor),
@@ -162,7 +159,11 @@ def check_build(cfg: DictConfig, check_device: bool = True) -> None:
     build._check_signature("model", resolved, {k: v for k, v in kwargs.items() if k != "_target_"})
     if not target.startswith("trainkit.") or any(v is None for k, v in kwargs.items() if k in ("in_shape", "out_features")):
         return  # a user's model may be big or need the data: the run builds it once
-    model = _quietly(lambda: build.build_model(cfg))
+    key = OmegaConf.to_yaml(model_cfg, resolve=True)
+    models = {} if models is None else models
+    if key not in models:
+        models[key] = _quietly(lambda: build.build_model(cfg))
+    model = models[key]
     if model is None or cfg.optim.get("param_groups"):
         return
     optimizer = _quietly(lambda: build.build_optimizer(cfg, model))
