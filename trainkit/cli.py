@@ -77,7 +77,25 @@ examples:
 """
 
 # Hydra flags that print or complete rather than run: no pre-flight composition for them.
-HYDRA_INFO_FLAGS = {"--cfg", "-c", "--info", "-i", "--shell-completion", "-sc", "--hydra-help", "--resolve", "--package", "-p"}
+HYDRA_INFO_FLAGS = {"--cfg", "-c", "--info", "-i", "--shell-completion", "-sc", "--hydra-help"}
+# Flags that only modify --cfg: alone they would be ignored and the run would start unchecked.
+HYDRA_CFG_MODIFIERS = {"--resolve", "--package", "-p"}
+
+
+def _info_only(args: list[str]) -> bool:
+    """True for `--cfg job` and friends; refuses --resolve / -p without --cfg (Hydra ran the job instead)."""
+    flags = {a.split("=")[0] for a in args}
+    modifiers = flags & HYDRA_CFG_MODIFIERS
+    if modifiers and not flags & {"--cfg", "-c", "--help", "-h"}:
+        flag = sorted(modifiers)[0]
+        raise TrainkitError(f"{flag} only applies to printing the config: trainkit train --cfg job {flag}"
+                            f"{' model' if flag != '--resolve' else ''} (to train, drop {flag})")
+    for i, a in enumerate(args):
+        if a in ("--cfg", "-c"):
+            value = args[i + 1] if i + 1 < len(args) else None
+            if value not in ("job", "hydra", "all"):
+                raise TrainkitError(f"{a} takes job, hydra or all (got {value!r}): trainkit train --cfg job")
+    return bool(flags & HYDRA_INFO_FLAGS)
 
 
 def _split_flags(args: list[str]) -> tuple[list[str], str | None, bool]:
@@ -110,62 +128,30 @@ def _split_flags(args: list[str]) -> tuple[list[str], str | None, bool]:
 
 
 def preflight(overrides: list[str], config_dir: str | None, multirun: bool) -> None:
-    """Compose and validate before Hydra starts anything, so a typo costs no run directory."""
-    from trainkit.config import compose, expand_sweep, validate
+    """Compose and validate every job and probe the directory the run will write, before Hydra starts anything."""
+    from trainkit.guards import check_output_dir
+    from trainkit.preflight import check_train
 
-    if multirun:
-        for job in expand_sweep(overrides):
-            validate(compose(job, user_config_dir=config_dir))
-        _check_interval_sweeps(overrides, config_dir)
-    else:
-        cfg = compose(overrides, user_config_dir=config_dir)
-        validate(cfg)
-        # One plain process asked for DDP: refuse before Hydra makes a run directory (as Run.setup would).
-        if str(cfg.trainer.get("strategy", "auto")) == "ddp" and not ("RANK" in os.environ and "WORLD_SIZE" in os.environ):
-            from trainkit.errors import ConfigError
-
-            raise ConfigError(
-                "trainer.strategy=ddp needs one process per device: launch with "
-                "'torchrun --nproc_per_node=N -m trainkit train ...' (or use the default trainer.strategy=auto)"
-            )
-
-
-def _check_interval_sweeps(overrides: list[str], config_dir: str | None) -> None:
-    """`key=interval(a,b)` needs a sampling sweeper (Optuna); Hydra's basic one fails with a traceback."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    from trainkit.config import compose
-
-    parsed = OverridesParser.create().parse_overrides(list(overrides))  # already parsed by expand_sweep
-    intervals = [ov.input_line for ov in parsed if ov.is_sweep_override() and not ov.is_discrete_sweep()]
-    if not intervals:
-        return
-    fixed = [ov.input_line for ov in parsed if not ov.is_sweep_override()]
-    hydra_cfg = compose(fixed, user_config_dir=config_dir, return_hydra_config=True).hydra
-    if str(hydra_cfg.sweeper.get("_target_", "")).endswith("BasicSweeper"):
-        raise TrainkitError(
-            f"{intervals[0]}: Hydra's basic sweeper cannot sample an interval; list values (a,b,c), "
-            "use range(start,stop,step), or search with hparams_search=optuna"
-        )
+    where = check_train(overrides, config_dir, multirun)
+    check_output_dir(where, "hydra.sweep.dir" if multirun else "hydra.run.dir")
 
 
 def cmd_train(args: list[str]) -> int:
     if any(a in ("-h", "--help") for a in args):
         print(TRAIN_HELP)
         return 0
+    from trainkit.config import prepare_overrides
+    from trainkit.preflight import run_mode
     from trainkit.resume import split_resume
 
+    args = prepare_overrides(args)  # data.root=~/datasets, nested ${..${..}}: forms Hydra refuses
     resume_spec, args = split_resume(args)
     if resume_spec is not None:
         return resume_train(resume_spec, args)
-    info_only = any(a.split("=")[0] in HYDRA_INFO_FLAGS for a in args)
-    if not info_only:
+    if not _info_only(args):
         overrides, config_dir, multirun = _split_flags(args)
+        multirun = run_mode(overrides, multirun)  # hydra.mode=MULTIRUN is a sweep without -m
         preflight(overrides, config_dir, multirun)
-        from trainkit.guards import check_output_dir, output_dir_from_overrides
-
-        key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-        check_output_dir(output_dir_from_overrides(overrides, multirun), key)
         # Hydra's argparse wants its flags first: `train a=1 --config-dir D b=2` would fail there.
         flags = (["-m"] if multirun else []) + (["--config-dir", config_dir] if config_dir else [])
         args = [*flags, *overrides]
@@ -297,7 +283,10 @@ def cmd_eval(args: list[str]) -> int:
             overrides.append(a)
     if not ckpt:
         raise TrainkitError("eval needs a checkpoint: trainkit eval ckpt=outputs/DATE/TIME/checkpoints/best.pt")
+    from trainkit.config import prepare_overrides
     from trainkit.evaluate import evaluate_checkpoint
+
+    overrides = prepare_overrides(overrides)
 
     if trust:
         print(
@@ -393,9 +382,10 @@ def cmd_show(args: list[str]) -> int:
     if _wants_help(args, SHOW_HELP):
         return 0
     from trainkit.catalog import show
+    from trainkit.config import prepare_overrides
 
     rest, user_dir, flags = _config_args(args, "show", allowed=("--yaml",))
-    show(rest, user_dir, as_yaml="--yaml" in flags)
+    show(prepare_overrides(rest), user_dir, as_yaml="--yaml" in flags)
     return 0
 
 
@@ -404,8 +394,9 @@ def cmd_check(args: list[str]) -> int:
         return 0
     rest, user_dir, _ = _config_args(args, "check")
     from trainkit.check import dry_run
+    from trainkit.config import prepare_overrides
 
-    dry_run(rest, user_dir)
+    dry_run(prepare_overrides(rest), user_dir)
     return 0
 
 

@@ -6,6 +6,7 @@ No torch here: `trainkit ls`, `show` and the pre-flight check of `train` must st
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -59,6 +60,31 @@ def compose(
         GlobalHydra.instance().clear()
 
 
+def prepare_overrides(overrides: Sequence[str]) -> list[str]:
+    """Rewrite two forms Hydra's override grammar refuses into what the user meant.
+
+    `data.root=~/datasets`: `~` is the home directory, as in the shell (only a value that is `~` or
+    starts with `~/`). `hydra.run.dir=${trainkit.unique_dir:runs/${now:%H}}`: an interpolation nested
+    in a resolver's argument parses only quoted, so such a value is quoted (it still resolves).
+    """
+    out = []
+    for ov in overrides:
+        key, sep, value = ov.partition("=")
+        if sep and not ov.startswith("-") and (value == "~" or value.startswith("~/")):
+            path = os.path.expanduser(value)
+            if not re.fullmatch(r"[\w/.\-]+", path):
+                path = _quote(path)
+            ov = f"{key}={path}"
+        elif sep and not ov.startswith("-") and value.startswith("${") and value.count("${") > 1 and "'" not in value:
+            ov = f"{key}={_quote(value)}"
+        out.append(ov)
+    return out
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def group_options(group: str, user_config_dir: str | None = None) -> list[str]:
     """The option names available in a config group (built-in and the user's)."""
     names: set[str] = set()
@@ -75,6 +101,34 @@ def group_options(group: str, user_config_dir: str | None = None) -> list[str]:
 def translate_hydra_error(exc: Exception, overrides: Sequence[str], user_config_dir: str | None) -> ConfigError:
     """Reword a Hydra/OmegaConf composition error as one line that names the key and the fix."""
     text = _chain_text(exc)
+    if "maximum recursion depth" in text:  # `key=[[[[...]]]]` hundreds deep: Hydra's parser recurses per level
+        deepest = max(overrides, key=lambda o: o.count("[") + o.count("{"), default="")
+        shown = deepest if len(deepest) <= 40 else deepest[:37] + "..."
+        return ConfigError(
+            f"'{shown}' is nested too deeply for Hydra's override parser; flatten the value, or put it in a "
+            "YAML option file under --config-dir"
+        )
+    keyless = next((o for o in overrides if o.lstrip("+~").startswith("=")), None)
+    if keyless is not None:
+        return ConfigError(f"cannot parse override {keyless!r}: {explain_syntax(keyless)}")
+    if "LexerNoViableAltException" in text or "Error parsing override" in text or "mismatched input" in text \
+            or "no viable alternative" in text or "extraneous input" in text:
+        bad = _unparsable(overrides)
+        if bad is not None:
+            return ConfigError(f"cannot parse override {bad!r}: {explain_syntax(bad)}")
+    m = re.search(r"Multiple values for ([\w/.\-]+)\.", text)
+    if m:
+        group = m.group(1)
+        pick = next((o for o in overrides if o.startswith(f"+{group}=")), f"+{group}=...")
+        return ConfigError(
+            f"'{pick}': config group '{group}' already has an option; choose another with "
+            f"{pick.lstrip('+')} (no leading '+'; see 'trainkit ls {group}')"
+        )
+    m = re.search(r"Could not find '([\w/.\-]+)/'", text)
+    if m:
+        group = m.group(1)
+        choices = group_options(group, user_config_dir)
+        return ConfigError(f"'{group}=' names no option; choose one of: {', '.join(choices)} (see 'trainkit ls {group}')")
     # Unknown option in a group: "Could not find 'optim/sgdd'" / "In 'train': Could not find 'optim/sgdd'".
     # An option inside a list (logger=[csv,tensorbord]) reads "Could not load 'logger/tensorbord'".
     m = re.search(r"Could not (?:find|load) '([\w/.\-]+)/([\w.\-]+)'", text)
@@ -136,6 +190,53 @@ def translate_hydra_error(exc: Exception, overrides: Sequence[str], user_config_
     if "Primary config" in text or "Cannot find primary config" in text:
         return ConfigError(_first_line(text))
     return ConfigError(_first_line(text))
+
+
+def _unparsable(overrides: Sequence[str]) -> str | None:
+    """The first override Hydra's grammar cannot parse on its own, or None."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for ov in overrides:
+        try:
+            parser.parse_overrides([ov])
+        except Exception:
+            return ov
+    return None
+
+
+def explain_syntax(ov: str) -> str:
+    """Why one override does not parse, and how to write it (Hydra only says LexerNoViableAltException)."""
+    key, sep, value = ov.partition("=")
+    bare = key.lstrip("+~")
+    quoted = f"{key}='{value}'"
+    shell = f"(in the shell: \"{quoted}\")"
+    odd = next((c for c in ov if ord(c) > 126 or (ord(c) < 32 and c != "\t")), None)
+    if not ov.strip():
+        return "an empty argument; remove it (check the quoting of the command line)"
+    if not sep:
+        return f"an override needs '=': write {bare}=VALUE to set it, or '~{bare}' to delete it"
+    if not bare.strip():
+        return "an override needs a key before '=', as key=value (e.g. optim.lr=0.01)"
+    if not re.fullmatch(r"[A-Za-z_][\w\-]*(?:[./@][A-Za-z_][\w\-]*)*(?::[\w.\-]+)?", bare):
+        where = f" (it holds {odd!r}, U+{ord(odd):04X})" if odd and odd in key else ""
+        return f"'{bare}' is not a valid key{where}; keys are dotted ASCII names such as optim.lr or model"
+    if odd is not None:
+        return (f"{odd!r} (U+{ord(odd):04X}) may only appear inside quotes; write {quoted} {shell}, "
+                "or retype it in plain ASCII if it was not meant")
+    if value.count("'") % 2 or value.count('"') % 2:
+        clean = f"{key}='{value.strip(chr(39) + chr(34))}'"
+        return f"the value has an unmatched quote; quote the whole value: {clean} (in the shell: \"{clean}\")"
+    if any(c.isspace() for c in value):
+        return f"the value holds a space; quote it: {quoted} {shell}"
+    if value.count("[") != value.count("]") or value.count("{") != value.count("}") or value.count("(") != value.count(")"):
+        return "its brackets do not match; write lists as key=[a,b] and dicts as key={a:1}"
+    if value.startswith("="):
+        return f"there is one '=' too many; write {key}={value.lstrip('=')}"
+    if "=" in value or value.endswith(","):
+        return f"the value holds '=' or a trailing ','; quote it ({quoted}) or write a list as {key}=[a,b]"
+    return ("write overrides as key=value, lists as key=[a,b], and quote values with spaces or special "
+            f"characters: {quoted}")
 
 
 def _hint(word: str, choices: Sequence[str]) -> str:
@@ -256,9 +357,45 @@ def _open_unit(v: Any) -> str | None:
     return None if ok else "must be a number between 0 and 1"
 
 
+def _is_int(v: Any, minimum: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= minimum
+
+
+def _seed(v: Any) -> str | None:
+    # torch.manual_seed takes at most 2**64 - 1, and the data order adds the epoch to the seed.
+    return None if _is_int(v, 0) and v < 2**63 else "must be an integer in [0, 2**63)"
+
+
+def _sizes(v: Any) -> str | None:
+    """model.hidden / model.channels: one size or a list of them, each >= 1 (nn.Linear(-1) is a traceback)."""
+    values = v if isinstance(v, list) else [v]
+    return None if values and all(_is_int(s, 1) for s in values) else "must be an integer >= 1 or a list of them, e.g. [128,64]"
+
+
+def _shape(v: Any) -> str | None:
+    values = v if isinstance(v, list) else [v]
+    return None if values and all(_is_int(s, 1) for s in values) else "must be a list of sizes >= 1, e.g. [1,8,8]"
+
+
+def _betas(v: Any) -> str | None:
+    ok = isinstance(v, list) and len(v) == 2 and all(
+        isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in v
+    )
+    return None if ok else "must be two numbers in [0, 1), e.g. [0.9,0.999]"
+
+
+def _name(v: Any) -> str | None:
+    return None if isinstance(v, str) and v else "must be a name, e.g. relu"
+
+
+def _milestones(v: Any) -> str | None:
+    ok = isinstance(v, list) and all(_is_int(m, 1) for m in v)
+    return None if ok else "must be a list of epochs >= 1, e.g. [10,15]"
+
+
 # Keys whose values we know; anything a group's _target_ takes is checked against its signature at build time.
 RULES: dict[str, Check] = {
-    "seed": _int(0),
+    "seed": _seed,
     "trainer.epochs": _int(1),
     "trainer.accumulate": _int(1),
     "trainer.grad_clip": _optional(_positive_number),
@@ -285,6 +422,7 @@ RULES: dict[str, Check] = {
     "data.sampler": _optional(_one_of("random", "sequential", "weighted")),
     "data.memory_budget_mb": _positive_number,
     "data.download": _bool,
+    "data.skip_bad_files": _bool,
     "optim.lr": _positive_number,
     "optim.momentum": _nonneg_number,
     "optim.weight_decay": _nonneg_number,
@@ -301,6 +439,21 @@ RULES: dict[str, Check] = {
     "metrics.threshold": _open_unit,
     "metrics.per_class": _bool,
     "metrics.confusion_matrix": _bool,
+    # Keys of the built-in components (a mistake here was a torch traceback mid-build).
+    "model.hidden": _optional(_sizes),
+    "model.channels": _optional(_sizes),
+    "model.in_shape": _optional(_shape),
+    "model.dropout": _fraction,
+    "model.activation": _name,
+    "task.out_features": _optional(_int(1)),
+    "optim.betas": _betas,
+    "optim.eps": _nonneg_number,
+    "scheduler.step_size": _int(1),
+    "scheduler.gamma": _positive_number,
+    "scheduler.T_max": _int(1),
+    "scheduler.milestones": _milestones,
+    "scheduler.warmup_epochs": _int(0),
+    "scheduler.max_epochs": _int(1),
 }
 
 
@@ -310,16 +463,24 @@ REQUIRED = (
     "trainer.monitor_mode", "trainer.progress", "data.batch_size", "data.eval_batch_size",
     "data.val_fraction", "data.test_fraction", "device.type", "device.precision",
     "model", "loss", "optim", "scheduler", "task",  # whole groups: ~optim failed mid-build with a traceback
+    "model._target_", "loss._target_", "optim._target_", "task._target_", "data.dataset", "data.dataset._target_",
+    "data.memory_budget_mb", "data.loader", "data.num_workers", "data.shuffle", "data.drop_last",
 )
 
 
 def validate(cfg: DictConfig) -> None:
     """Check every known key's type and range; gather all problems into one message."""
     problems: list[str] = []
-    missing = [k for k in REQUIRED if _select_or_absent(cfg, k) is _ABSENT]
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    missing = [k for k in REQUIRED if not _exists(raw, k)]  # present but unresolvable: _resolution_problems
+    missing = [k for k in missing if not any(k.startswith(m + ".") for m in missing)]  # ~model: not model._target_ too
     if missing:
         problems.append(f"missing {', '.join(missing)} (deleted with ~?); trainkit needs them: set KEY=VALUE")
-    unset = _unset_keys(OmegaConf.to_container(cfg, resolve=False))  # `???`: data=tensor_file needs data.path
+    else:
+        problems = _resolution_problems(cfg)
+    if problems:  # the root cause: every check below would only repeat it
+        raise ConfigError("invalid config: " + "; ".join(problems))
+    unset = _unset_keys(raw)  # `???`: data=tensor_file needs data.path
     if unset:
         problems.append(f"{', '.join(unset)} has no value (???); give it on the command line, e.g. {unset[0]}=...")
     for key, check in RULES.items():
@@ -328,13 +489,16 @@ def validate(cfg: DictConfig) -> None:
         except Exception as exc:  # interpolation to a missing key, mandatory value, ...
             problems.append(f"{key}: {_first_line(str(exc))}")
             continue
-        if value is _ABSENT:
+        if value is _ABSENT or key in unset:
             continue
         if isinstance(value, (DictConfig, ListConfig)):
             value = OmegaConf.to_container(value, resolve=True)
         msg = check(value)
         if msg:
             problems.append(f"{key}={_show(value)} {msg}")
+    val, test = (OmegaConf.select(cfg, f"data.{k}_fraction", default=0) for k in ("val", "test"))
+    if not _fraction(val) and not _fraction(test) and val + test >= 1:
+        problems.append(f"data.val_fraction={val} plus data.test_fraction={test} leave no training data; keep their sum below 1")
     monitor = OmegaConf.select(cfg, "trainer.monitor", default=None)
     if monitor is not None and not re.fullmatch(r"(train|val)_\w+", str(monitor)):
         problems.append(f"trainer.monitor={monitor} must name a train_ or val_ metric, e.g. val_loss or val_acc")
@@ -348,6 +512,49 @@ def validate(cfg: DictConfig) -> None:
 _ABSENT = object()
 
 
+def _resolution_problems(cfg: DictConfig) -> list[str]:
+    """Interpolations that cannot resolve (a deleted key they point to, a cycle), named by key.
+
+    `???` values are reported by validate itself; the hydra node is Hydra's business.
+    """
+    problems: list[str] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        keys = node.keys() if isinstance(node, DictConfig) else range(len(node))
+        for key in keys:
+            full = f"{prefix}{key}" if isinstance(node, DictConfig) else f"{prefix.rstrip('.')}[{key}]"
+            if full == "hydra" or OmegaConf.is_missing(node, key):
+                continue
+            if OmegaConf.is_interpolation(node, key):
+                raw = str(node._get_node(key)._value())
+                try:
+                    value = node[key]
+                except RecursionError:
+                    problems.append(f"{full}={raw} refers to itself (directly or through other keys); give it a value")
+                    continue
+                except Exception as exc:
+                    text = _first_line(str(exc)).split(" full_key:")[0]
+                    if "Missing mandatory value" in text:
+                        continue  # it points to a `???`: validate names that key itself
+                    if "Recursive interpolation" in text:
+                        problems.append(f"{full}={raw} refers to itself (directly or through other keys); give it a value")
+                    elif "not found" in text:
+                        problems.append(f"{full}={raw} points to a key that does not exist ({text}); "
+                                        "set that key or give this one a value")
+                    else:
+                        problems.append(f"{full}={raw} cannot be resolved ({text})")
+                    continue
+                if isinstance(value, (DictConfig, ListConfig)):
+                    walk(value, full + ".")
+            else:
+                child = node._get_node(key)
+                if isinstance(child, (DictConfig, ListConfig)) and not child._is_none():
+                    walk(child, full + ".")
+
+    walk(cfg, "")
+    return problems
+
+
 def _unset_keys(node: Any, prefix: str = "") -> list[str]:
     """Dotted keys whose value is still `???` (not resolved: an interpolation to one would raise)."""
     if isinstance(node, dict):
@@ -355,8 +562,13 @@ def _unset_keys(node: Any, prefix: str = "") -> list[str]:
     return [prefix.rstrip(".")] if node == "???" else []
 
 
-def _select_or_absent(cfg: DictConfig, key: str) -> Any:
-    return OmegaConf.select(cfg, key, default=_ABSENT, throw_on_resolution_failure=False)
+def _exists(node: Any, key: str) -> bool:
+    """The dotted key is in the unresolved container (its value may still be an interpolation)."""
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def _show(value: Any) -> str:
@@ -371,8 +583,12 @@ def to_plain(cfg: DictConfig) -> dict[str, Any]:
 # --------------------------------------------------------------------------- sweeps
 
 
-def expand_sweep(overrides: Sequence[str], limit: int = 64) -> Iterator[list[str]]:
-    """Yield the per-job override lists of a basic sweep (up to `limit`), for pre-flight checks."""
+def expand_sweep(overrides: Sequence[str], limit: int = 64, user_config_dir: str | None = None) -> Iterator[list[str]]:
+    """Yield the per-job override lists of a basic sweep (up to `limit`), for pre-flight checks.
+
+    A glob over one of trainkit's config groups is expanded here as Hydra would (so its jobs are
+    checked too); a glob that picks nothing, or one on a plain key, is refused (Hydra ran 0 jobs).
+    """
     import itertools
 
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -386,8 +602,14 @@ def expand_sweep(overrides: Sequence[str], limit: int = 64) -> Iterator[list[str
     for ov in parsed:
         key = ov.get_key_element()
         if ov.is_sweep_override():
-            if ov.value_type == ValueType.GLOB_CHOICE_SWEEP or not ov.is_discrete_sweep():
-                return  # globs depend on the group listing, intervals on the sweeper; Hydra checks them
+            if ov.value_type == ValueType.GLOB_CHOICE_SWEEP:
+                picked = _glob_options(ov, user_config_dir)
+                if picked is None:
+                    return  # a glob over one of Hydra's own groups: Hydra checks it
+                axes.append([f"{key}={v}" for v in picked[:limit]])
+                continue
+            if not ov.is_discrete_sweep():
+                return  # intervals depend on the sweeper; _check_interval_sweeps refuses the basic one
             axes.append([f"{key}={v}" for v in itertools.islice(ov.sweep_string_iterator(), limit)])
         else:
             axes.append([f"{key}={ov.get_value_element_as_str()}"])
@@ -395,3 +617,23 @@ def expand_sweep(overrides: Sequence[str], limit: int = 64) -> Iterator[list[str
         if i >= limit:
             return
         yield list(combo)
+
+
+def _glob_options(ov: Any, user_config_dir: str | None) -> list[str] | None:
+    """The options of a config group a `group=glob(...)` override selects (what Hydra's sweeper runs)."""
+    group = ov.key_or_group.lstrip("+")
+    if group.split("/")[0] == "hydra":
+        return None
+    options = group_options(group, user_config_dir)
+    if not options:
+        raise ConfigError(
+            f"'{ov.input_line}': glob() picks options of a config group, and '{group}' is not one; "
+            f"list the values instead, e.g. {group}=0.1,0.01"
+        )
+    picked = ov.value().filter(options)
+    if not picked:
+        raise ConfigError(
+            f"'{ov.input_line}' matches no option of config group '{group}', so the sweep would run no job; "
+            f"its options: {', '.join(options)}"
+        )
+    return picked

@@ -30,10 +30,17 @@ def check_output_dir(path: str | os.PathLike[str], what: str = "hydra.run.dir") 
     """
     target = Path(path)
     probe = target
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
+    try:
+        while not probe.exists():
+            if probe.parent == probe:
+                break
+            probe = probe.parent
+    except OSError as exc:  # ENAMETOOLONG: one name over the file system's limit (255 bytes), ELOOP
+        shown = str(target) if len(str(target)) <= 80 else str(target)[:77] + "..."
+        raise TrainkitError(
+            f"cannot write the run to '{shown}': {exc.strerror or exc} (each folder name may have at most "
+            f"255 bytes); set {what}=DIR to a shorter path"
+        ) from None
     if probe.exists() and not probe.is_dir():
         raise TrainkitError(
             f"cannot write the run to '{target}': '{probe}' is a file, not a directory; "

@@ -128,13 +128,23 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (=, +, -, @, tab, CR first) gets a leading ' (OWASP)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        try:
+            float(value)
+        except ValueError:
+            return "'" + value
+    return value
+
+
 def write_csv(rows: list[dict[str, Any]], path: str | os.PathLike[str] | None = None) -> str:
     """summary.csv: one row per run, full precision; written atomically when `path` is given."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns(rows), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: ("" if v is None else v) for k, v in r.items()})
+        writer.writerow({k: ("" if v is None else csv_cell(v)) for k, v in r.items()})
     text = buf.getvalue()
     if path is not None:
         atomic_write_text(path, text)

@@ -236,6 +236,52 @@ def _infer_info(train: Dataset) -> dict[str, Any]:
     return info
 
 
+def _fit_inputs(splits: dict[str, Dataset], cfg: DictConfig) -> str:
+    """Integer or bool inputs in a tensor dataset become float32 for models that take features (not embeddings).
+
+    Returns the note the run header shows ('' when nothing changed).
+    """
+    target = str(cfg.model.get("_target_", ""))
+    source = str(cfg.data.dataset.get("_target_", ""))
+    if "Embedding" in target or source != "trainkit.data.files.tensor_file":  # only a user's tensor file
+        return ""
+    note = ""
+    for name, ds in splits.items():
+        if isinstance(ds, TensorDataset) and not torch.is_floating_point(ds.tensors[0]) and not ds.tensors[0].is_complex():
+            note = f"inputs converted from {str(ds.tensors[0].dtype).removeprefix('torch.')} to float32"
+            splits[name] = TensorDataset(ds.tensors[0].float(), *ds.tensors[1:])
+    return note
+
+
+def _check_labels(splits: dict[str, Dataset], cfg: DictConfig) -> None:
+    """Class labels a classifier can use: integers, and none in val/test beyond what train has (when inferred)."""
+    task = str(cfg.task.get("_target_", ""))
+    train = splits["train"]
+    if not (task.endswith(".Classification") and isinstance(train, TensorDataset) and len(train.tensors) > 1):
+        return
+    y = train.tensors[1]
+    if torch.is_floating_point(y):
+        frac = y[y != y.round()] if y.numel() else y
+        example = f" (e.g. {float(frac[0]):g})" if frac.numel() else ""
+        raise DataError(
+            f"task=classification needs integer class labels but the labels are {str(y.dtype).removeprefix('torch.')}"
+            f"{example}; save them as y.long(), or use task=regression for real-valued targets"
+        )
+    if cfg.data.get("num_classes") is not None or y.dim() != 1 or not y.numel():
+        return
+    top = int(y.max())
+    for name in ("val", "test"):
+        ds = splits[name]
+        if isinstance(ds, TensorDataset) and len(ds.tensors) > 1 and ds.tensors[1].numel():
+            extra = sorted({int(v) for v in ds.tensors[1].unique() if int(v) > top})
+            if extra:
+                raise DataError(
+                    f"the {name} split has label{'s' if len(extra) > 1 else ''} {', '.join(map(str, extra[:10]))} that the "
+                    f"training split never has (its labels go up to {top}); add training examples of "
+                    f"{'them' if len(extra) > 1 else 'it'}, or set data.num_classes={max(extra) + 1} if that is intended"
+                )
+
+
 def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size: int = 1) -> Data:
     """Instantiate the dataset, split it by `cfg.seed`, pick the loader and build all three."""
     d = cfg.data
@@ -249,6 +295,9 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
         if len(ds) == 0:
             raise DataError(f"the {name} split is empty; lower data.val_fraction / data.test_fraction or add data")
 
+    skipped = int(raw.get("skipped_files") or 0) if isinstance(raw, dict) else 0
+    converted = _fit_inputs(splits, cfg)
+    _check_labels(splits, cfg)
     info = _infer_info(splits["train"])
     with open_dict(d):  # data-derived facts reach the model by interpolation (${data.num_classes})
         for key, value in info.items():
@@ -300,6 +349,10 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
         train = TorchLoader(splits["train"], bs, shuffle, bool(d.drop_last), sample_weights=weights, **opts)
         val = TorchLoader(splits["val"], ebs, False, False, **opts)
         test = TorchLoader(splits["test"], ebs, False, False, **opts)
+    if converted:
+        reason += f"; {converted}"
+    if skipped:
+        reason += f"; skipped {skipped} bad image file{'s' if skipped != 1 else ''} (data.skip_bad_files=true)"
     sizes = {k: len(v) for k, v in splits.items()}
     return Data(train, val, test, choice, sizes, fingerprint, info={"bytes": nbytes, "loader_reason": reason},
                 train_split=splits["train"])

@@ -14,7 +14,12 @@ from trainkit.errors import DataError
 
 def _existing(path: str, key: str) -> Path:
     p = Path(str(path)).expanduser()
-    if not p.exists():
+    try:
+        found = p.exists()
+    except OSError as exc:  # ENAMETOOLONG, ELOOP, EACCES: the path itself is the problem
+        raise DataError(f"{key}={str(path)[:80]}{'...' if len(str(path)) > 80 else ''} cannot be read: "
+                        f"{exc.strerror or exc}; give a shorter or correct path") from None
+    if not found:
         raise DataError(f"{key}={path} does not exist (looked for {p.resolve()}); give the right path")
     return p
 
@@ -58,6 +63,12 @@ def _pair(blob: dict[str, Any], xk: str, yk: str, path: str) -> TensorDataset:
         raise DataError(f"data.path={path}: '{xk}' and '{yk}' must both be tensors")
     if len(x) != len(y):
         raise DataError(f"data.path={path}: '{xk}' has {len(x)} rows but '{yk}' has {len(y)}; they must match")
+    if x.is_complex() or y.is_complex():
+        which = xk if x.is_complex() else yk
+        raise DataError(
+            f"data.path={path}: '{which}' is complex ({x.dtype if which == xk else y.dtype}); models take real numbers: "
+            f"save torch.view_as_real({which}) (real and imaginary parts as features) or {which}.abs()"
+        )
     if torch.is_floating_point(x):
         x = x.float()
     return TensorDataset(x, y)
@@ -75,14 +86,12 @@ def csv(path: str, label_column: str | int = "label", delimiter: str = ",", labe
     if len(rows) < 2:
         raise DataError(f"data.path={path} needs a header row and at least one data row")
     header, body = [h.strip() for h in rows[0]], [r for r in rows[1:] if r]
-    if isinstance(label_column, int) or str(label_column).lstrip("-").isdigit():
-        col = int(label_column) % len(header)
-    elif label_column in header:
-        col = header.index(str(label_column))
-    else:
-        # the header's names are the file's contents: counted, never echoed (the file may not be a table at all)
-        raise DataError(f"data.label_column={label_column} is not a column of {path} (its header row has "
-                        f"{len(header)} column{'s' if len(header) != 1 else ''}); give the label column's name or index")
+    if len(header) < 2:
+        raise DataError(
+            f"data.path={path} has only one column; a table needs at least one feature column besides "
+            "the label (check data.delimiter)"
+        )
+    col = _label_index(label_column, header, path)
     features, labels = [], []
     for n, row in enumerate(body, start=2):
         if len(row) != len(header):
@@ -92,7 +101,10 @@ def csv(path: str, label_column: str | int = "label", delimiter: str = ",", labe
         except ValueError:
             bad = next(i for i, v in enumerate(row) if i != col and not _is_number(v))
             raise DataError(f"{path} line {n}, column {bad + 1}: a feature is not a number; only the label column may hold text") from None
-        labels.append(row[col].strip())
+        label = row[col].strip()
+        if not label or label.lower() in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity"):
+            raise DataError(f"{path} line {n}: the label is {label or 'empty'!s}; fill it in or drop the row")
+        labels.append(label)
     x = torch.tensor(features, dtype=torch.float32)
     if label_type not in ("auto", "class", "real"):
         raise DataError(f"data.label_type={label_type} must be auto, class or real")
@@ -106,6 +118,23 @@ def csv(path: str, label_column: str | int = "label", delimiter: str = ",", labe
     return TensorDataset(x, torch.tensor([index[v] for v in labels], dtype=torch.int64))
 
 
+def _label_index(label_column: str | int, header: list[str], path: str) -> int:
+    """data.label_column: a column name, or an index in [0, columns) (4 on a 3-column file wrapped round to 1)."""
+    if str(label_column) in header:
+        return header.index(str(label_column))
+    if isinstance(label_column, int) and not isinstance(label_column, bool) or str(label_column).lstrip("-").isdigit():
+        i = int(label_column)
+        if 0 <= i < len(header):
+            return i
+        raise DataError(
+            f"data.label_column={label_column} is out of range: {path} has {len(header)} columns, so an index must "
+            f"be 0..{len(header) - 1} (or give the label column's name)"
+        )
+    # the header's names are the file's contents: counted, never echoed (the file may not be a table at all)
+    raise DataError(f"data.label_column={label_column} is not a column of {path} (its header row has "
+                    f"{len(header)} column{'s' if len(header) != 1 else ''}); give the label column's name or index")
+
+
 def _is_number(v: str) -> bool:
     try:
         float(v)
@@ -114,10 +143,16 @@ def _is_number(v: str) -> bool:
     return True
 
 
-def image_folder(root: str, train_transforms: Any = None, eval_transforms: Any = None) -> dict[str, Any]:
+def image_folder(
+    root: str, train_transforms: Any = None, eval_transforms: Any = None, skip_bad_files: bool = False
+) -> dict[str, Any]:
     """torchvision ImageFolder: root/CLASS/*.png, or root/train, root/val, root/test each so laid out.
 
     Missing val/test splits are carved from train (the carved ones see eval transforms, never augmentation).
+    Every file is reached once (a symlink loop or a second link to one file is refused: it would put
+    the same image in train and test) and opened once here, so a corrupt, empty, truncated or
+    oversized image is named now, not mid-epoch; `skip_bad_files` drops them instead (counted in
+    the result's `skipped_files`).
     """
     from torchvision.datasets import ImageFolder
 
@@ -126,17 +161,128 @@ def image_folder(root: str, train_transforms: Any = None, eval_transforms: Any =
     base = _existing(root, "data.root")
     train_tf, eval_tf = compose_transforms(train_transforms), compose_transforms(eval_transforms)
     train_dir = base / "train" if (base / "train").is_dir() else base
+    dirs = {"train": train_dir}
+    for split in ("val", "test"):
+        if train_dir != base and (base / split).is_dir():
+            dirs[split] = base / split
+    seen: dict[str, Path] = {}
+    for d in dirs.values():
+        _walk_once(d, seen)
+    checked: dict[str, str | None] = {}  # path -> problem (None: fine); train and train_eval share it
 
     def load(d: Path, tf: Any) -> Any:
         try:
-            return ImageFolder(str(d), transform=tf)
+            ds = ImageFolder(str(d), transform=tf, loader=_open_image)
         except (FileNotFoundError, RuntimeError) as exc:
             raise DataError(f"no images under {d} ({str(exc).splitlines()[0][:120]}); lay them out as {d}/CLASS/IMAGE.png") from exc
+        for path, _ in ds.samples:
+            if path not in checked:
+                checked[path] = image_problem(path)
+        bad = {p: why for p, why in checked.items() if why}
+        if bad and not skip_bad_files:
+            first = next(iter(bad.items()))
+            more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+            raise DataError(
+                f"bad image {first[0]} ({first[1]}){more}; fix or remove it, or set data.skip_bad_files=true to skip such files"
+            )
+        ds.samples = [(p, t) for p, t in ds.samples if p not in bad]
+        ds.imgs, ds.targets = ds.samples, [t for _, t in ds.samples]
+        if not ds.samples:
+            raise DataError(f"no readable images under {d}: all {len(bad)} are bad")
+        return ds
 
     out: dict[str, Any] = {"train": load(train_dir, train_tf), "train_eval": load(train_dir, eval_tf), "val": None, "test": None}
     for split in ("val", "test"):
-        if train_dir != base and (base / split).is_dir():
-            out[split] = load(base / split, eval_tf)
+        if split in dirs:
+            out[split] = load(dirs[split], eval_tf)
             if out[split].classes != out["train"].classes:
-                raise DataError(f"{base / split} has classes {out[split].classes} but {train_dir} has {out['train'].classes}")
+                raise DataError(f"{dirs[split]} has classes {out[split].classes} but {train_dir} has {out['train'].classes}")
+    out["skipped_files"] = sum(1 for why in checked.values() if why)
     return out
+
+
+def _walk_once(top: Path, seen: dict[str, Path]) -> None:
+    """Walk an image tree following links, refusing a loop or a file reached twice (os.walk follows loops ~40 deep)."""
+    import os
+
+    stack = [top]
+    ancestors_of: dict[str, set[str]] = {os.path.realpath(top): set()}
+    while stack:
+        d = stack.pop()
+        real_d = os.path.realpath(d)
+        try:
+            entries = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError as exc:
+            raise DataError(f"cannot read the image folder {d}: {exc.strerror or exc}") from None
+        for e in entries:
+            path = Path(e.path)
+            real = os.path.realpath(path)
+            if e.is_dir(follow_symlinks=True):
+                if real == real_d or real in ancestors_of.get(real_d, set()):
+                    raise DataError(
+                        f"symlink loop in the image folder: {path} -> {os.readlink(path) if path.is_symlink() else real}; "
+                        "it would read every image again and again (and put the same images in train and test); remove the link"
+                    )
+                if real in ancestors_of:
+                    raise DataError(f"{path} is the folder {real} a second time; remove the link so each image is read once")
+                ancestors_of[real] = ancestors_of[real_d] | {real_d}
+                stack.append(path)
+            elif real in seen:
+                raise DataError(
+                    f"{path} and {seen[real]} are the same file ({real}); each image must appear once, "
+                    "or it may be in train and test at the same time; remove one of them"
+                )
+            elif e.is_file(follow_symlinks=True) or path.is_symlink():
+                seen[real] = path
+
+
+def image_problem(path: str) -> str | None:
+    """Why an image file cannot be used (None: it opens and verifies), without decoding its pixels."""
+    import os
+    import warnings
+
+    from PIL import Image
+
+    if not os.path.exists(path):
+        return "a dangling symlink" if os.path.islink(path) else "it does not exist"
+    if os.path.getsize(path) == 0:
+        return "an empty file"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.verify()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        return f"too many pixels, a possible decompression bomb: {str(exc).split('.')[0]}"
+    except Image.UnidentifiedImageError:
+        return "not an image file PIL can read"
+    except Exception as exc:  # truncated or corrupt data: SyntaxError, OSError, struct errors
+        return f"corrupt or truncated: {str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__}"
+    return None
+
+
+def _open_image(path: str) -> Any:
+    """ImageFolder's loader with the file named on failure (a truncated JPEG passes verify and fails here)."""
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as fh:
+            im = Image.open(fh)
+            return im.convert("RGB")
+    except Exception as exc:
+        raise DataError(
+            f"bad image {path} ({str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__}); fix or remove it, "
+            "or set data.skip_bad_files=true to skip such files"
+        ) from None
+
+
+def check_source(target: str, kwargs: dict[str, Any]) -> None:
+    """Pre-flight: the file or folder a built-in data source reads exists (before a run directory is made)."""
+    if not target.startswith("trainkit.data.files."):
+        return
+    name = target.rsplit(".", 1)[-1]
+    path, root = kwargs.get("path"), kwargs.get("root")
+    if name in ("tensor_file", "csv") and path is not None and not _existing(str(path), "data.path").is_file():
+        raise DataError(f"data.path={path} is a directory; give the file")
+    if name == "image_folder" and root is not None and not _existing(str(root), "data.root").is_dir():
+        raise DataError(f"data.root={root} is a file; give the folder that holds CLASS/IMAGE files")
