@@ -37,12 +37,14 @@ def tensor_file(path: str) -> dict[str, Any]:
     try:
         kind = check_archive(p, "data.path")  # bounded: a decompression bomb is refused unread
     except CheckpointError as exc:
-        raise DataError(str(exc)) from None
+        if "refused before loading" in str(exc):  # a bomb: the size limits' message says how to raise them
+            raise DataError(str(exc)) from None
+        raise DataError(f"data.path={path} is not a torch.save file of tensors (truncated or corrupt)") from None
     if kind == "other":
         raise DataError(f"data.path={path} is not a torch.save file of tensors (neither torch's zip format nor a pickle)")
     if kind == "pickle":
-        raise DataError(f"data.path={path} is not in torch's zip format (a raw pickle or a pre-1.6 torch.save); "
-                        "re-save it with torch.save")
+        raise DataError(f"data.path={path} is not a torch.save file of tensors in torch's zip format (a raw pickle or "
+                        "a pre-1.6 torch.save); re-save it with torch.save")
     try:
         blob = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # the reason only: torch's message can quote the file's bytes
