@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import json
+import re
+import statistics
 from pathlib import Path
 
 import pytest
+from conftest import load_summary, run_cli, run_dirs
 
 from trainkit import cli
+from trainkit.grouping import pm
 
 # ------------------------------------------------------------------------------ the task's monitor
 
@@ -63,3 +69,91 @@ def test_show_and_optuna_follow_the_tasks_monitor(capsys: pytest.CaptureFixture[
     assert capsys.readouterr().out.splitlines()[-1] == "monitor: val_loss (min, set by trainer.monitor)"
     hc = compose(["hparams_search=optuna"], return_hydra_config=True)
     assert hc.hydra.sweeper.direction == "maximize"  # the study maximises val_acc, which the task returns
+
+
+# ------------------------------------------------------------------------------ runs over seeds
+
+
+def fake_run(d: Path, overrides: list[str], **summary: object) -> None:
+    """A run directory as trainkit leaves it: .hydra/overrides.yaml and summary.json."""
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    (d / "summary.json").write_text(json.dumps({"status": "completed", "monitor": "val_acc", "monitor_mode": "max",
+                                                "epochs": 2, "best_epoch": 2, "wall_time_s": 1.0, **summary}))
+
+
+def test_runs_that_differ_only_in_seed_are_grouped_with_mean_std_and_n(tmp_path: Path) -> None:
+    from trainkit.report import collect, columns
+
+    for i, (seed, lr, acc) in enumerate([(0, 0.1, 0.90), (1, 0.1, 0.94), (2, 0.1, 0.95), (0, 0.01, 0.80), (1, 0.01, 0.70)]):
+        fake_run(tmp_path / str(i), [f"seed={seed}", f"optim.lr={lr}"], seed=seed, best_value=acc + 0.01, test_acc=acc)
+    fake_run(tmp_path / "5", ["seed=2", "optim.lr=0.01"], seed=2, status="failed", best_value=None)  # not in the stats
+    rows = collect(tmp_path)
+    by_job = {r["job"]: r for r in rows}
+    high = by_job["0"]
+    assert (high["group"], high["group_n"], high["group_seeds"]) == ("optim.lr=0.1", 3, "0 1 2")
+    assert high["mean_test_acc"] == pytest.approx(statistics.fmean([0.90, 0.94, 0.95]))
+    assert high["std_test_acc"] == pytest.approx(statistics.stdev([0.90, 0.94, 0.95]))
+    low = by_job["5"]
+    assert (low["group"], low["group_n"], low["group_seeds"]) == ("optim.lr=0.01", 2, "0 1")
+    assert low["mean_best_value"] == pytest.approx(0.76) and low["std_best_value"] == pytest.approx(statistics.stdev([0.81, 0.71]))
+    cols = columns(rows)  # the existing columns first, in their order; the group ones after run_dir
+    assert cols[: cols.index("run_dir") + 1] == [
+        "job", "status", "overrides", "monitor", "best_value", "best_epoch", "epochs", "wall_time_s", "test_acc", "run_dir"]
+    assert cols[cols.index("run_dir") + 1 :][:5] == ["group", "group_n", "group_seeds", "mean_best_value", "std_best_value"]
+
+
+def test_runs_with_other_differences_are_not_grouped_and_keep_their_columns(tmp_path: Path) -> None:
+    from trainkit.report import collect, columns, to_markdown
+
+    fake_run(tmp_path / "0", ["optim.lr=0.1"], seed=0, best_value=0.9, test_acc=0.89)
+    fake_run(tmp_path / "1", ["optim.lr=0.01"], seed=0, best_value=0.8, test_acc=0.79)
+    rows = collect(tmp_path)
+    assert "group" not in rows[0] and columns(rows)[-1] == "run_dir"
+    assert "Over seeds" not in to_markdown(rows)
+
+
+@pytest.mark.slow
+def test_a_sweep_over_seeds_and_lr_groups_by_lr_in_every_format(tmp_path: Path) -> None:
+    proc = run_cli(["train", "-m", "seed=0,1", "optim.lr=0.1,0.05", "trainer.epochs=1", "trainer.progress=none",
+                    "metrics.enabled=false", "hydra.sweep.dir=sweep"], tmp_path)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    sweep = tmp_path / "sweep"
+    summaries = {}
+    for job in run_dirs(sweep):
+        overrides = (job / ".hydra" / "overrides.yaml").read_text()
+        lr = "0.1" if "optim.lr=0.1\n" in overrides else "0.05"
+        summaries.setdefault(lr, []).append(load_summary(job))
+    expected = {}
+    for lr, runs in summaries.items():
+        accs = [s["test_acc"] for s in runs]
+        assert len(accs) == 2 and accs[0] != accs[1]  # two seeds, two results
+        expected[f"optim.lr={lr}"] = (statistics.fmean(accs), statistics.stdev(accs))
+
+    with (sweep / "summary.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4
+    for r in rows:
+        mean, std = expected[r["group"].split(" ")[0]]  # the group: optim.lr=X and the overrides all jobs share
+        assert r["group_n"] == "2" and r["group_seeds"] == "0 1"
+        assert float(r["mean_test_acc"]) == pytest.approx(mean) and float(r["std_test_acc"]) == pytest.approx(std)
+    # The end-of-sweep table shows the groups too.
+    assert "over seeds: mean ± std of 2 groups" in proc.stdout
+    for label, (mean, std) in expected.items():
+        assert re.search(rf"{re.escape(label)}\s.*{re.escape(pm(mean, std))}", proc.stdout), (label, proc.stdout)
+
+    # The same numbers through `trainkit report`, as JSON and Markdown.
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main(["report", str(sweep), "--format", "json"]) == 0
+    for r in json.loads(out.getvalue()):
+        assert r["mean_test_acc"] == pytest.approx(expected[r["group"].split(" ")[0]][0])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main(["report", str(sweep), "--format", "md"]) == 0
+    md = out.getvalue()
+    for label, (mean, std) in expected.items():
+        assert re.search(rf"^\| {re.escape(label)} .*\| 2/2 \| 0 1 \|.*{re.escape(pm(mean, std))}", md, re.M), md
