@@ -157,3 +157,71 @@ def test_a_sweep_over_seeds_and_lr_groups_by_lr_in_every_format(tmp_path: Path) 
     md = out.getvalue()
     for label, (mean, std) in expected.items():
         assert re.search(rf"^\| {re.escape(label)} .*\| 2/2 \| 0 1 \|.*{re.escape(pm(mean, std))}", md, re.M), md
+
+
+# ------------------------------------------------------------------------------ tables in a real terminal
+
+TESTS = {"test_loss": 0.3, "test_acc": 0.9, "test_top5_acc": 1.0, "test_f1_macro": 0.88, "test_precision_macro": 0.87,
+         "test_recall_macro": 0.86}
+
+
+def rendered(rows: list[dict], width: int) -> list[str]:
+    from rich.console import Console
+
+    from trainkit.report import print_table
+
+    console = Console(width=width, record=True, force_terminal=True, highlight=False)
+    print_table(rows, title="sweep: 4 jobs", console=console)
+    return console.export_text().splitlines()
+
+
+def cells_of(line: str) -> list[str]:
+    return [c.strip() for c in re.split(r"[│┃]", line)[1:-1]]
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_the_sweep_table_keeps_key_columns_whole_and_short_at_80_and_120_columns(tmp_path: Path, width: int) -> None:
+    from trainkit.report import collect
+
+    # 4 jobs, 6 test metrics, long overrides they all share and short ones of their own.
+    shared = ["model=cnn", "data=fashion_mnist", "data.root=/home/someone/datasets/with/a/long/path", "trainer.epochs=30"]
+    for i in range(4):
+        fake_run(tmp_path / str(i), [f"optim.lr=0.{i + 1}", *shared], seed=0, best_value=0.9 + i / 100, **TESTS)
+    lines = rendered(collect(tmp_path), width)
+    assert all(len(line) <= width for line in lines)
+    assert len(lines) <= 20  # was 172 lines at 160 columns
+    assert lines[0] == "every run: " + " ".join(shared) or lines[0].startswith("every run: model=cnn")
+    body = [cells_of(line) for line in lines if line.startswith("│")]
+    assert [row[:3] for row in body] == [[str(i), "completed", f"optim.lr=0.{i + 1}"] for i in (3, 2, 1, 0)]
+    assert all(f"{0.9 + i / 100:.4g}" in row for row, i in zip(body, (3, 2, 1, 0), strict=True))
+    assert all("0.9" in row for row in body)  # test_acc is kept at any width
+    if width == 80:
+        left_out = " ".join(lines[next(i for i, line in enumerate(lines) if line.startswith("left out at 80 columns: ")):])
+        assert "test_top5_acc" in left_out and "--format csv|json|md has every column" in left_out
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_overrides_too_long_for_the_table_get_their_own_lines(tmp_path: Path, width: int) -> None:
+    from trainkit.report import collect
+
+    for i in range(4):
+        fake_run(tmp_path / str(i), [f"data.root=/data/set_{i}/" + "very/long/" * 8, f"model.hidden=[{i * 64},16]"],
+                 seed=0, best_value=0.9 - i / 100, **TESTS)
+    lines = rendered(collect(tmp_path), width)
+    assert all(len(line) <= width for line in lines)
+    body = [cells_of(line) for line in lines if line.startswith("│")]
+    assert [row[:2] for row in body] == [[str(i), "completed"] for i in range(4)]  # one line per job
+    text = "\n".join(lines)
+    for i in range(4):  # each job's overrides below the table, whole once the terminal's wrapping is undone
+        start = text.index(f"{i}: data.root=/data/set_{i}/")
+        assert f"model.hidden=[{i * 64},16]" in text[start:].replace("\n  ", "").replace("\n", " ")[:200]
+    assert len(lines) <= 40
+
+
+def test_a_pipe_gets_the_wide_table_with_every_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_run(tmp_path / "0", ["seed=0"], seed=0, best_value=0.9, **TESTS)
+    fake_run(tmp_path / "1", ["seed=1"], seed=1, best_value=0.8, **TESTS)
+    assert cli.main(["report", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "best val_acc" in out and "test_recall_macro" in out and "left out" not in out
+    assert re.search(r"\(no other overrides\) +│ +2/2 │ 0 1 +│ +0\.85 ± 0\.071 │", out), out  # the seeds' group

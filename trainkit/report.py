@@ -12,6 +12,7 @@ import io
 import json
 import math
 import os
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -254,7 +255,10 @@ def print_table(rows: list[dict[str, Any]], title: str | None = None, console: A
     if below:
         for c in cells:
             if c["overrides"]:
-                out.print(f"{c['job']}: {c['overrides']}", markup=False)
+                # textwrap fills each line, breaking a long path where rich would leave "0:" alone on a line.
+                for line in textwrap.wrap(f"{c['job']}: {c['overrides']}", width, subsequent_indent="  ",
+                                          break_on_hyphens=False):
+                    out.print(line, markup=False, soft_wrap=True)
     left = [c.key for c in cols if c not in chosen and not (below and c.key == "overrides")]
     if left:
         out.print(f"left out at {width} columns: {', '.join(left)} (--format csv|json|md has every column)",
