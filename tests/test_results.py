@@ -225,3 +225,77 @@ def test_a_pipe_gets_the_wide_table_with_every_column(tmp_path: Path, capsys: py
     out = capsys.readouterr().out
     assert "best val_acc" in out and "test_recall_macro" in out and "left out" not in out
     assert re.search(r"\(no other overrides\) +│ +2/2 │ 0 1 +│ +0\.85 ± 0\.071 │", out), out  # the seeds' group
+
+
+# ------------------------------------------------------------------------------ plots of many runs
+
+
+def write_curves(run: Path, overrides: list[str], acc: list[float], best: float | None = None) -> None:
+    """A run with metrics.csv (and summary.json when `best` is given), as trainkit writes them."""
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    lines = ["epoch,step,lr,train_loss,train_acc,val_loss,val_acc"]
+    lines += [f"{e},{e * 10},0.1,{1 - a},{a - 0.02},{1.1 - a},{a}" for e, a in enumerate(acc, start=1)]
+    (run / "metrics.csv").write_text("\n".join(lines) + "\n")
+    if best is not None:
+        (run / "summary.json").write_text(json.dumps({"status": "completed", "monitor": "val_acc", "monitor_mode": "max",
+                                                      "best_value": best}))
+
+
+def test_a_20_run_comparison_draws_the_best_10_with_the_legend_outside(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from test_everyday import read_png
+
+    from trainkit.plot import comparison_figure
+
+    sweep = tmp_path / "sweep"
+    for i in range(20):
+        best = 0.5 + i / 50
+        write_curves(sweep / str(i), [f"optim.lr=0.{i:02d}", "trainer.epochs=3"], [best - 0.1, best - 0.05, best], best)
+    runs = sorted((sweep / str(i) for i in range(20)), key=str)
+    fig, shown, left_out = comparison_figure(runs)
+    assert shown == [sweep / str(i) for i in range(19, 9, -1)]  # the best 10 by val_acc (max), best first
+    assert sorted(left_out) == sorted(sweep / str(i) for i in range(10))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    (legend,) = fig.legends
+    box = legend.get_window_extent(renderer)
+    for ax in fig.axes:
+        assert not box.overlaps(ax.get_window_extent(renderer))  # outside every panel
+    assert box.x0 >= max(ax.get_window_extent(renderer).x1 for ax in fig.axes)
+    assert [t.get_text() for t in legend.get_texts()] == [f"optim.lr=0.{i:02d}" for i in range(19, 9, -1)]
+    assert legend.get_title().get_text() == "best 10 of 20 by val_acc (max)"
+
+    proc = run_cli(["plot", str(sweep)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "drew the best 10 runs by their monitor; left out 10:" in proc.stderr and f"{sweep / '0'} (--top 0 draws all)" in proc.stderr
+    image = read_png(sweep / "comparison.png")
+    height, width = image.shape[:2]
+    assert 300 < height < 600 and width > 3 * height  # three panels and the legend beside them
+    right = image[:, int(width * 0.9):, :3]
+    assert right.min() < 0.5  # the legend's text is drawn right of the panels, inside the saved image
+
+    proc = run_cli(["plot", str(sweep), "--top", "0", "--out", str(tmp_path / "all.png")], tmp_path)
+    assert proc.returncode == 0 and "left out" not in proc.stderr
+    assert run_cli(["plot", str(sweep), "--top", "x"], tmp_path).returncode == 2
+
+
+def test_plot_over_a_glob_skips_a_run_that_failed_before_its_first_epoch(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    day = tmp_path / "outputs" / "2026-12-01"
+    write_curves(day / "10-00-00", ["optim.lr=0.1"], [0.5, 0.7])
+    write_curves(day / "10-05-00", ["optim.lr=0.2"], [0.6, 0.8])
+    failed = day / "10-10-00"
+    failed.mkdir()
+    (failed / "summary.json").write_text(json.dumps({"status": "failed", "error": "ConfigError: bad key"}))
+    proc = run_cli(["plot", *(str(p) for p in sorted(day.iterdir()))], tmp_path)  # trainkit plot outputs/*/*
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == (f"trainkit plot: skipped {failed} has no metrics.csv: the run ended before its first epoch "
+                                   "(status failed: ConfigError: bad key); nothing to plot")
+    assert (tmp_path / "comparison.png").is_file() and "wrote comparison.png" in proc.stdout
+    # Alone it is still an error (exit 2), and so is a list with nothing to plot.
+    proc = run_cli(["plot", str(failed)], tmp_path)
+    assert proc.returncode == 2 and "the run ended before its first epoch" in proc.stderr
+    (day / "empty").mkdir()
+    proc = run_cli(["plot", str(failed), str(day / "empty")], tmp_path)
+    assert proc.returncode == 2 and "nothing to plot:" in proc.stderr and "(and 1 more)" in proc.stderr
