@@ -299,3 +299,46 @@ def test_plot_over_a_glob_skips_a_run_that_failed_before_its_first_epoch(tmp_pat
     (day / "empty").mkdir()
     proc = run_cli(["plot", str(failed), str(day / "empty")], tmp_path)
     assert proc.returncode == 2 and "nothing to plot:" in proc.stderr and "(and 1 more)" in proc.stderr
+
+
+# ------------------------------------------------------------------------------ the accuracy benchmark
+
+
+def _accuracy_benchmark():  # type: ignore[no-untyped-def]
+    import importlib
+    import sys
+
+    bench = str(Path(__file__).resolve().parent.parent / "benchmarks")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    return importlib.import_module("accuracy")
+
+
+def test_the_accuracy_benchmarks_image_set_is_large_deterministic_and_split_by_source_digit() -> None:
+    import torch
+
+    accuracy = _accuracy_benchmark()
+    a, b = accuracy.load("shifted_digits"), accuracy.load("shifted_digits")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert sum(len(a[k]) for k in ("x", "x_val", "x_test")) == 4 * 1797 >= 5000
+    assert a["x"].shape[1:] == (1, 16, 16) and set(a["y_test"].tolist()) == set(range(10))
+    x, _, source = accuracy.shifted_digits()
+    train, val, test = accuracy.split_indices(1797, 0.1, 0.2, accuracy.SPLIT_SEED)
+    assert not set(train.tolist()) & set(test.tolist()) and len(a["x_test"]) == 4 * len(test)
+
+
+@pytest.mark.slow
+def test_the_accuracy_benchmark_prints_both_sides(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import REPO, cli_env
+
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "accuracy.py"), "--only", "diabetes", "--seeds", "2"],
+                          cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = [line for line in proc.stdout.splitlines() if line.startswith("| diabetes")]
+    cells = [c.strip().rstrip(" !") for c in row.strip("|").split("|")]
+    means = [float(c.split(" ± ")[0]) for c in cells[3:]]
+    assert len(means) == 5 and all(0.3 < m < 1.2 for m in means)  # RMSE in target standard deviations
+    assert abs(means[0] - means[1]) < 0.1  # hand loop and trainkit, last epoch
