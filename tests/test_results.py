@@ -342,3 +342,17 @@ def test_the_accuracy_benchmark_prints_both_sides(tmp_path: Path) -> None:
     means = [float(c.split(" ± ")[0]) for c in cells[3:]]
     assert len(means) == 5 and all(0.3 < m < 1.2 for m in means)  # RMSE in target standard deviations
     assert abs(means[0] - means[1]) < 0.1  # hand loop and trainkit, last epoch
+
+
+def test_runs_of_several_tasks_show_each_runs_monitor(tmp_path: Path) -> None:
+    fake_run(tmp_path / "0", ["task=regression", "seed=0"], seed=0, best_value=0.7, monitor="val_rmse", monitor_mode="min")
+    fake_run(tmp_path / "1", ["task=regression", "seed=1"], seed=1, best_value=0.8, monitor="val_rmse", monitor_mode="min")
+    fake_run(tmp_path / "2", ["seed=0"], seed=0, best_value=0.9, test_acc=0.9)
+    from trainkit.report import collect
+
+    lines = rendered(collect(tmp_path), 120)
+    header = " ".join(lines[:8])
+    assert "best value" in header and "monitor" in header and "best val_acc" not in header
+    body = [cells_of(line) for line in lines if line.startswith("│")]
+    assert ["0", "completed", "task=regression seed=0", "val_rmse", "0.7"] in [row[:5] for row in body]
+    assert ["2", "completed", "seed=0", "val_acc", "0.9"] in [row[:5] for row in body]

@@ -193,22 +193,24 @@ def _without(text: str, common: list[str]) -> str:
 
 def group_cells(groups: list[dict[str, Any]], common: list[str] = ()) -> tuple[list[tuple[str, str]], list[dict[str, str]]]:
     """(key, header) pairs and one dict of texts per group: group, n, seeds, then mean ± std per metric."""
-    monitor = next((g["monitor"] for g in groups if g.get("monitor")), None)
+    monitors = {g["monitor"] for g in groups if g.get("monitor")}
+    monitor = next(iter(monitors)) if len(monitors) == 1 else None
     metrics = [k[len("mean_"):] for k in groups[0] if k.startswith("mean_")]
     metrics = [m for m in metrics if any(g.get(f"mean_{m}") is not None for g in groups)]
     cols = [("group", "group"), ("group_n", "n"), ("group_seeds", "seeds")]
-    cols += [(m, f"best {monitor}" if m == "best_value" and monitor else HEADERS.get(m, m)) for m in metrics]
+    cols += [("monitor", "monitor")] if len(monitors) > 1 else []  # groups of several tasks
+    cols += [(m, f"best {monitor or 'value'}" if m == "best_value" else HEADERS.get(m, m)) for m in metrics]
     cells = []
     for g in groups:
         c = {"group": _without(g["group"], list(common)) or "(no other overrides)", "group_n": f"{g['group_n']}/{g['runs']}",
-             "group_seeds": g["group_seeds"]}
+             "group_seeds": g["group_seeds"], "monitor": str(g.get("monitor") or "")}
         c.update({m: pm(g.get(f"mean_{m}"), g.get(f"std_{m}")) for m in metrics})
         cells.append(c)
     return cols, cells
 
 
 def _priority(key: str, monitor: str | None) -> int:
-    order = ["job", "group", "status", "group_n", "best_value", _key_test(monitor), "overrides", "test_loss",
+    order = ["job", "group", "status", "group_n", "best_value", "monitor", _key_test(monitor), "overrides", "test_loss",
              "best_epoch", "wall_time_s", "epochs", "group_seeds"]
     return order.index(key) if key in order else len(order)
 
@@ -227,13 +229,15 @@ def print_table(rows: list[dict[str, Any]], title: str | None = None, console: A
 
     out = console or default_console()
     width = int(out.width)
-    monitor = next((r["monitor"] for r in rows if r.get("monitor")), None)
+    monitors = {r["monitor"] for r in rows if r.get("monitor")}
+    monitor = next(iter(monitors)) if len(monitors) == 1 else None  # runs of several tasks: a monitor column
     common = _common(rows)
-    keys = [c for c in columns(rows) if c not in ("run_dir", "error", "monitor", *group_columns(rows))]
+    hidden = ("run_dir", "error", *group_columns(rows), *(("monitor",) if len(monitors) <= 1 else ()))
+    keys = [c for c in columns(rows) if c not in hidden]
     cells = [{k: _cell(r.get(k)) for k in keys} for r in rows]
     for c, r in zip(cells, rows, strict=True):
         c["overrides"] = _without(str(r.get("overrides") or ""), common)
-    cols = [Col(k, f"best {monitor}" if k == "best_value" and monitor else HEADERS.get(k, k), _priority(k, monitor),
+    cols = [Col(k, f"best {monitor or 'value'}" if k == "best_value" else HEADERS.get(k, k), _priority(k, monitor),
                 fold=k == "overrides" or k == "job" and any(len(c["job"]) > 40 for c in cells),
                 min_width=20 if k == "overrides" else 24,
                 justify="left" if k in ("job", "status") else "right") for k in keys]
