@@ -13,6 +13,7 @@ import json
 import math
 import os
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -187,11 +188,13 @@ def _common(rows: list[dict[str, Any]]) -> list[str]:
     return [o for o in lists[0] if o and all(o in other for other in lists[1:])]
 
 
-def _without(text: str, common: list[str]) -> str:
+def _without(text: str, common: Sequence[str]) -> str:
     return " ".join(o for o in text.split(" ") if o and o not in common)
 
 
-def group_cells(groups: list[dict[str, Any]], common: list[str] = ()) -> tuple[list[tuple[str, str]], list[dict[str, str]]]:
+def group_cells(
+    groups: list[dict[str, Any]], common: Sequence[str] = ()
+) -> tuple[list[tuple[str, str]], list[dict[str, str]]]:
     """(key, header) pairs and one dict of texts per group: group, n, seeds, then mean ± std per metric."""
     monitors = {g["monitor"] for g in groups if g.get("monitor")}
     monitor = next(iter(monitors)) if len(monitors) == 1 else None
@@ -202,7 +205,7 @@ def group_cells(groups: list[dict[str, Any]], common: list[str] = ()) -> tuple[l
     cols += [(m, f"best {monitor or 'value'}" if m == "best_value" else HEADERS.get(m, m)) for m in metrics]
     cells = []
     for g in groups:
-        c = {"group": _without(g["group"], list(common)) or "(no other overrides)", "group_n": f"{g['group_n']}/{g['runs']}",
+        c = {"group": _without(g["group"], common) or "(no other overrides)", "group_n": f"{g['group_n']}/{g['runs']}",
              "group_seeds": g["group_seeds"], "monitor": str(g.get("monitor") or "")}
         c.update({m: pm(g.get(f"mean_{m}"), g.get(f"std_{m}")) for m in metrics})
         cells.append(c)
@@ -275,7 +278,7 @@ def print_table(rows: list[dict[str, Any]], title: str | None = None, console: A
         print_groups(groups, out, common)
 
 
-def print_groups(groups: list[dict[str, Any]], out: Any, common: list[str] = ()) -> None:
+def print_groups(groups: list[dict[str, Any]], out: Any, common: Sequence[str] = ()) -> None:
     """The runs over seeds: one line per group, mean ± sample std of each metric, n completed of all."""
     monitor = next((g["monitor"] for g in groups if g.get("monitor")), None)
     gcols, cells = group_cells(groups, common)
