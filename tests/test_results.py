@@ -290,8 +290,8 @@ def test_plot_over_a_glob_skips_a_run_that_failed_before_its_first_epoch(tmp_pat
     (failed / "summary.json").write_text(json.dumps({"status": "failed", "error": "ConfigError: bad key"}))
     proc = run_cli(["plot", *(str(p) for p in sorted(day.iterdir()))], tmp_path)  # trainkit plot outputs/*/*
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.strip() == (f"trainkit plot: skipped {failed} has no metrics.csv: the run ended before its first epoch "
-                                   "(status failed: ConfigError: bad key); nothing to plot")
+    assert proc.stderr.strip() == (f"trainkit plot: skipped {failed}: no metrics.csv, the run ended before its first epoch "
+                                   "(status failed: ConfigError: bad key)")
     assert (tmp_path / "comparison.png").is_file() and "wrote comparison.png" in proc.stdout
     # Alone it is still an error (exit 2), and so is a list with nothing to plot.
     proc = run_cli(["plot", str(failed)], tmp_path)

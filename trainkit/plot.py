@@ -271,20 +271,24 @@ def plot(paths: list[str], out: str | None = None, top: int = TOP) -> list[Path]
         if not d.exists():
             raise TrainkitError(f"{d} is not a directory; give a run directory (outputs/DATE/TIME) or a sweep directory")
     runs: list[Path] = []
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []  # (the error alone, the note when skipped among several)
     for d in dirs:
         found = find_runs(d) if d.is_dir() else []
         if not d.is_dir():
-            problems.append(f"{d} is not a directory; give a run directory (outputs/DATE/TIME) or a sweep directory")
+            problems.append((f"{d} is not a directory; give a run directory (outputs/DATE/TIME) or a sweep directory",
+                             f"{d}: not a directory"))
         elif not found and (d / "summary.json").is_file():  # a run that ended before its first epoch
-            problems.append(f"{d} has no {METRICS_FILE}: the run ended before its first epoch ({_ended(d)}); nothing to plot")
+            problems.append((f"{d} has no {METRICS_FILE}: the run ended before its first epoch ({_ended(d)}); nothing to plot",
+                             f"{d}: no {METRICS_FILE}, the run ended before its first epoch ({_ended(d)})"))
         elif not found:
-            problems.append(f"no {METRICS_FILE} in {d} or below; is it a trainkit run or sweep directory?")
+            problems.append((f"no {METRICS_FILE} in {d} or below; is it a trainkit run or sweep directory?",
+                             f"{d}: no {METRICS_FILE} in it or below"))
         runs += [r for r in found if r not in runs]
     if problems and (len(dirs) == 1 or not runs):
-        raise TrainkitError(problems[0] if len(problems) == 1 else f"nothing to plot: {problems[0]} (and {len(problems) - 1} more)")
-    for problem in problems:
-        print(f"trainkit plot: skipped {problem}", file=sys.stderr)
+        first = problems[0][0]
+        raise TrainkitError(first if len(problems) == 1 else f"nothing to plot: {first} (and {len(problems) - 1} more)")
+    for _, note in problems:
+        print(f"trainkit plot: skipped {note}", file=sys.stderr)
     if len(runs) == 1:
         return [plot_run(runs[0], Path(out) if out else None)]
     if out:
