@@ -34,7 +34,7 @@ import os
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +225,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--only", default="", help="comma list of data sets (default: all): " + ", ".join(RECIPES))
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads for both sides")
+    p.add_argument("--epochs", type=int, default=0, help="train every recipe this many epochs (default: its own)")
     args = p.parse_args()
 
     import torch
@@ -240,6 +241,8 @@ def main() -> None:
     start = time.perf_counter()
     for name in names:
         recipe = RECIPES[name]
+        if args.epochs:
+            recipe = replace(recipe, epochs=args.epochs)
         blob = load(name)
         data_file = tmp / f"{name}.pt"
         torch.save(blob, data_file)

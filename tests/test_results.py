@@ -334,7 +334,8 @@ def test_the_accuracy_benchmark_prints_both_sides(tmp_path: Path) -> None:
 
     from conftest import REPO, cli_env
 
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "accuracy.py"), "--only", "diabetes", "--seeds", "2"],
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "accuracy.py"), "--only", "diabetes", "--seeds", "2",
+                           "--epochs", "10"],
                           cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     (row,) = [line for line in proc.stdout.splitlines() if line.startswith("| diabetes")]
