@@ -72,7 +72,7 @@ def fit_rows(cfg: DictConfig, run_dir: Path) -> list[dict[str, float]]:
             for logger in run.loggers:
                 logger.log_epoch(row)
 
-        fit(run.loop, run.data.train, run.data.val, run.state, int(cfg.trainer.epochs), "val_loss", log)
+        fit(run.loop, run.data.train, run.data.val, run.state, int(cfg.trainer.epochs), str(cfg.trainer.monitor), log)
     finally:
         run.close()
     return read_rows(run_dir / "metrics.csv")
@@ -195,8 +195,9 @@ SCHEDULERS = {
     "cosine": ("scheduler=cosine", [0.1 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]),
     # 320 training samples / batch 64 = 5 optimizer steps per epoch.
     "onecycle": ("scheduler=onecycle", _onecycle_lrs(0.1, 4, 5)),
-    # threshold=1 (relative, mode min) means no epoch counts as an improvement: lr x0.1 after each.
-    "plateau": ("scheduler=plateau scheduler.patience=0 scheduler.threshold=1.0", [0.1, 0.01, 0.001, 0.0001]),
+    # On val_loss (mode min), threshold=1 (relative) means no epoch counts as an improvement: lr x0.1 after each.
+    "plateau": ("scheduler=plateau scheduler.patience=0 scheduler.threshold=1.0 trainer.monitor=val_loss",
+                [0.1, 0.01, 0.001, 0.0001]),
     # warm-up over 2 epochs (0.05, 0.1), then cosine over the remaining 3: 0.1 * (1 + cos(pi * k / 3)) / 2.
     "warmup_cosine": ("scheduler=warmup_cosine scheduler.warmup_epochs=2", [0.05, 0.1, 0.075, 0.025]),
 }

@@ -51,11 +51,14 @@ def test_run_directory_layout(trained_run: Path) -> None:
     for key in ("test_loss", "test_acc", "best_epoch", "monitor", "best_value", "epochs", "wall_time_s", "seed",
                 "world_size", "versions", "device"):
         assert key in summary, key
-    assert summary["monitor"] == "val_loss" and summary["world_size"] == 1 and summary["device"] == "cpu"
+    # No trainer.monitor given: the classification task's own, val_acc (max).
+    assert summary["monitor"] == "val_acc" and summary["monitor_mode"] == "max"
+    assert summary["world_size"] == 1 and summary["device"] == "cpu"
     assert set(summary["versions"]) >= {"python", "torch", "trainkit"}
     best_row = rows[summary["best_epoch"] - 1]
-    assert float(best_row["val_loss"]) == pytest.approx(summary["best_value"])
-    assert float(best_row["val_loss"]) == min(float(r["val_loss"]) for r in rows)
+    assert float(best_row["val_acc"]) == pytest.approx(summary["best_value"])
+    assert float(best_row["val_acc"]) == max(float(r["val_acc"]) for r in rows)
+    assert "monitor   val_acc (max, the classification task's default)" in (trained_run / "train.log").read_text()
 
 
 def test_checkpoints_load_with_weights_only(trained_run: Path) -> None:

@@ -144,7 +144,7 @@ def test_sweep_runs_every_job_summarises_failures_and_skip_done_skips_finished(t
     assert [(r["job"], r["status"]) for r in rows] == [("0", "completed"), ("1", "failed")]
     assert "optim.lr=0.1" in rows[0]["overrides"] and float(rows[0]["test_acc"]) > 0.5
     assert "TrainingDiverged" in rows[1]["error"]
-    assert "best val_loss" in proc.stdout  # the rich table
+    assert "best val_acc" in proc.stdout  # the rich table, by the classification task's monitor
 
     done = (sweep / "0" / "summary.json").read_text()
     proc = run_cli([*args, "trainer.skip_done=true", "optim.lr=0.1"], tmp_path)

@@ -21,7 +21,7 @@ RESERVED = {
     "optim": ("param_groups",),
     "scheduler": ("interval",),
     "loss": (),
-    "task": (),
+    "task": ("monitor", "monitor_mode"),
 }
 
 

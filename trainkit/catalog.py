@@ -191,6 +191,7 @@ def show(overrides: list[str], user_config_dir: str | None = None, as_yaml: bool
     from rich.console import Console
 
     from trainkit.config import validate
+    from trainkit.monitor import describe as describe_monitor
 
     cfg, choices = composed(overrides, user_config_dir)
     if as_yaml:
@@ -203,6 +204,8 @@ def show(overrides: list[str], user_config_dir: str | None = None, as_yaml: bool
         width = None if sys.stdout.isatty() else 200
         Console(highlight=False, width=width).print(config_tree(cfg, choices, title=title))
     validate(cfg)
+    if not as_yaml:  # after validate: a bad trainer.monitor_mode gets its one-line error, not a line here
+        print(f"monitor: {describe_monitor(cfg, choices.get('task'))}")
 
 
 def split_config_dir(args: list[str]) -> tuple[list[str], str | None, list[str]]:

@@ -334,12 +334,14 @@ examples:
   trainkit check --config-dir my_configs model=my_net data=my_data
 """
 
-PLOT_HELP = """usage: trainkit plot RUN_DIR [RUN_DIR ...] [--out FILE]
+PLOT_HELP = """usage: trainkit plot RUN_DIR [RUN_DIR ...] [--out FILE] [--top N]
 
 Plot loss, accuracy (every metric in metrics.csv) and lr over epochs. One run directory:
 curves.png inside it. Several run directories, or a sweep directory: one comparison figure
 (comparison.png in the sweep directory, or in the current directory for several runs; --out
-sets the file). Needs matplotlib: pip install 'trainkit[plot]'.
+sets the file) of the best N runs by their monitor (--top, default 10; 0 draws all), the
+others named on stderr. A directory with nothing to plot among several is skipped with a note.
+Needs matplotlib: pip install 'trainkit[plot]'.
 
 examples:
   trainkit plot outputs/2026-11-22/14-03-11
@@ -403,11 +405,19 @@ def cmd_check(args: list[str]) -> int:
 def cmd_plot(args: list[str]) -> int:
     if _wants_help(args, PLOT_HELP):
         return 0
+    from trainkit.plot import TOP, plot
+
     out: str | None = None
+    top = TOP
     dirs: list[str] = []
     it = iter(args)
     for a in it:
-        if a == "--out":
+        if a == "--top" or a.startswith("--top="):
+            value = a.split("=", 1)[1] if "=" in a else next(it, "")
+            if not value.isdigit():
+                raise TrainkitError(f"--top needs a number of runs, got '{value}': --top 10 (0 draws all)")
+            top = int(value)
+        elif a == "--out":
             out = next(it, None)
             if out is None:
                 raise TrainkitError("--out needs a file name: --out comparison.png")
@@ -419,9 +429,7 @@ def cmd_plot(args: list[str]) -> int:
             dirs.append(a)
     if not dirs:
         raise TrainkitError("plot needs a run or sweep directory: trainkit plot outputs/DATE/TIME")
-    from trainkit.plot import plot
-
-    for path in plot(dirs, out):
+    for path in plot(dirs, out, top):
         print(f"wrote {path}")
     return 0
 

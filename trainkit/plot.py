@@ -1,6 +1,9 @@
 """`trainkit plot`: training curves from metrics.csv as PNG, for one run or a comparison of many.
 
-matplotlib is an optional extra (`pip install 'trainkit[plot]'`); nothing else here needs torch.
+A comparison draws at most `top` runs (10 by default), the best by their monitor, with the legend outside
+the axes, and says which it left out; with several paths, one that cannot be plotted (a run that failed
+before its first epoch) is skipped with a note. matplotlib is an optional extra (`pip install
+'trainkit[plot]'`); nothing else here needs torch.
 """
 
 from __future__ import annotations
@@ -11,6 +14,10 @@ from typing import Any
 from trainkit.errors import TrainkitError
 
 METRICS_FILE = "metrics.csv"
+# Runs a comparison draws by default: more colours than this are not told apart.
+TOP = 10
+# Legend labels longer than this are cut (the full overrides are in each run's .hydra/overrides.yaml).
+LABEL_CHARS = 60
 # Columns that are bookkeeping, not curves worth a panel of their own.
 SKIP = ("epoch", "step", "lr")
 
@@ -137,8 +144,42 @@ def plot_run(run: Path, out: Path | None = None) -> Path:
     return target
 
 
-def plot_comparison(runs: list[Path], out: Path) -> Path:
-    """One figure comparing runs: a panel per metric, one colour per run (val solid, train dashed)."""
+def best_of(run: Path) -> tuple[float, str, str] | None:
+    """(best_value, monitor, mode) from the run's summary.json, or None for a run without one."""
+    import json
+    import math
+
+    try:
+        summary = json.loads((run / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    value = summary.get("best_value")
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value), str(summary.get("monitor", "")), str(summary.get("monitor_mode", "min"))
+
+
+def rank(runs: list[Path], top: int) -> tuple[list[Path], list[Path]]:
+    """(shown, left out): the `top` best runs by their monitor (all when top <= 0); runs without a summary last."""
+    if top <= 0 or len(runs) <= top:
+        return runs, []
+    bests = {run: best_of(run) for run in runs}
+
+    def key(run: Path) -> tuple[int, float]:
+        b = bests[run]
+        return (1, 0.0) if b is None else (0, -b[0] if b[2] == "max" else b[0])
+
+    ordered = sorted(runs, key=key)  # stable: ties keep path order
+    return ordered[:top], ordered[top:]
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "…"
+
+
+def comparison_figure(runs: list[Path], top: int = TOP) -> tuple[Any, list[Path], list[Path]]:
+    """The comparison figure (not saved), the runs drawn and those left out (beyond `top`): a panel per
+    metric, one colour per run (val solid, train dashed), the legend to the right of the panels."""
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
@@ -146,16 +187,18 @@ def plot_comparison(runs: list[Path], out: Path) -> Path:
     data = {run: rows for run, rows in data.items() if rows}
     if not data:
         raise TrainkitError("none of the runs has a finished epoch in metrics.csv yet; nothing to plot")
+    shown, left_out = rank(list(data), top)
+    data = {run: data[run] for run in shown}
     names: list[str] = []
     for rows in data.values():
         names += [n for n in panels(rows) if n not in names]
     names.sort(key=lambda m: (m == "lr", m != "loss"))
-    shared = set.intersection(*(set(read_overrides(r)) for r in data))
+    shared = set.intersection(*(set(read_overrides(r)) for r in [*data, *left_out]))
     fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 3.8), squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    cmap = plt.get_cmap("tab10" if len(data) <= 10 else "tab20")
     for i, (run, rows) in enumerate(data.items()):
-        color = colors[i % len(colors)]
-        label = run_label(run, shared)
+        color = cmap(i % cmap.N)
+        label = _short(run_label(run, shared))
         for ax, metric in zip(axes[0], names, strict=True):
             if metric == "lr":
                 xs, ys = _series(rows, "lr")
@@ -172,10 +215,34 @@ def plot_comparison(runs: list[Path], out: Path) -> Path:
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    title = None
+    if left_out:
+        b = best_of(shown[0])
+        by = f" by {b[1]} ({b[2]})" if b else ""
+        title = f"best {len(shown)} of {len(shown) + len(left_out)}{by}"
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    # Outside the axes, right of the last panel: 20 labels on top of the curves hid them.
+    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=8, title=title,
+               title_fontsize=8, frameon=False)
+    return fig, shown, left_out
+
+
+def plot_comparison(runs: list[Path], out: Path, top: int = TOP) -> Path:
+    """comparison.png: see comparison_figure; the runs it left out are named on stderr."""
+    import sys
+
+    plt = _pyplot()
+    fig, shown, left_out = comparison_figure(runs, top)
+    fig.savefig(out, dpi=100, bbox_inches="tight")  # "tight" takes the legend outside the axes in
     plt.close(fig)
+    for run in runs:
+        if run not in shown and run not in left_out:
+            print(f"trainkit plot: skipped {run}: {METRICS_FILE} has no finished epoch yet", file=sys.stderr)
+    if left_out:
+        names = ", ".join(str(r) for r in left_out)
+        print(f"trainkit plot: drew the best {len(shown)} runs by their monitor; left out "
+              f"{len(left_out)}: {names} (--top 0 draws all)", file=sys.stderr)
     return out
 
 
@@ -191,20 +258,37 @@ def _ended(run: Path) -> str:
     return f"status {summary.get('status')}" + (f": {error}" if error else "")
 
 
-def plot(paths: list[str], out: str | None = None) -> list[Path]:
-    """What `trainkit plot` does; returns the files written."""
+def plot(paths: list[str], out: str | None = None, top: int = TOP) -> list[Path]:
+    """What `trainkit plot` does; returns the files written.
+
+    With several paths, one that cannot be plotted (a run that failed before its first epoch, a file) is
+    skipped with a note on stderr, so `trainkit plot outputs/*/*` draws the rest; with one it is an error.
+    """
+    import sys
+
     dirs = [Path(p) for p in paths]
     for d in dirs:
-        if not d.is_dir():
+        if not d.exists():
             raise TrainkitError(f"{d} is not a directory; give a run directory (outputs/DATE/TIME) or a sweep directory")
     runs: list[Path] = []
+    problems: list[tuple[str, str]] = []  # (the error alone, the note when skipped among several)
     for d in dirs:
-        found = find_runs(d)
-        if not found and (d / "summary.json").is_file():  # a run that ended before its first epoch
-            raise TrainkitError(f"{d} has no {METRICS_FILE}: the run ended before its first epoch ({_ended(d)}); nothing to plot")
-        if not found:
-            raise TrainkitError(f"no {METRICS_FILE} in {d} or below; is it a trainkit run or sweep directory?")
+        found = find_runs(d) if d.is_dir() else []
+        if not d.is_dir():
+            problems.append((f"{d} is not a directory; give a run directory (outputs/DATE/TIME) or a sweep directory",
+                             f"{d}: not a directory"))
+        elif not found and (d / "summary.json").is_file():  # a run that ended before its first epoch
+            problems.append((f"{d} has no {METRICS_FILE}: the run ended before its first epoch ({_ended(d)}); nothing to plot",
+                             f"{d}: no {METRICS_FILE}, the run ended before its first epoch ({_ended(d)})"))
+        elif not found:
+            problems.append((f"no {METRICS_FILE} in {d} or below; is it a trainkit run or sweep directory?",
+                             f"{d}: no {METRICS_FILE} in it or below"))
         runs += [r for r in found if r not in runs]
+    if problems and (len(dirs) == 1 or not runs):
+        first = problems[0][0]
+        raise TrainkitError(first if len(problems) == 1 else f"nothing to plot: {first} (and {len(problems) - 1} more)")
+    for _, note in problems:
+        print(f"trainkit plot: skipped {note}", file=sys.stderr)
     if len(runs) == 1:
         return [plot_run(runs[0], Path(out) if out else None)]
     if out:
@@ -213,4 +297,4 @@ def plot(paths: list[str], out: str | None = None) -> list[Path]:
         target = dirs[0] / "comparison.png"  # a sweep: the figure lives with its jobs
     else:
         target = Path("comparison.png")
-    return [plot_comparison(runs, target)]
+    return [plot_comparison(runs, target, top)]

@@ -1,7 +1,8 @@
 """`trainkit report DIR`: one row per run found under DIR, as a table, CSV, JSON or Markdown.
 
 Reads only the files a run leaves (summary.json, .hydra/overrides.yaml, checkpoints/), so it works
-on any run or sweep directory and never imports torch.
+on any run or sweep directory and never imports torch. Runs that differ only in `seed` are also
+grouped (trainkit.grouping): mean ± std and n of each metric.
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ import io
 import json
 import math
 import os
+import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from trainkit.errors import TrainkitError
 from trainkit.files import atomic_write_text
+from trainkit.grouping import annotate, group_columns, group_label, group_rows, pm
+from trainkit.tables import Col, build, choose, spare
 
 FORMATS = ("table", "csv", "json", "md")
 BASE_COLUMNS = ["job", "status", "overrides", "monitor", "best_value", "best_epoch", "epochs", "wall_time_s"]
@@ -76,7 +81,9 @@ def run_row(run_dir: Path, root: Path) -> dict[str, Any]:
     else:
         status = "incomplete"
     row["status"] = status
-    row["overrides"] = " ".join(_read_overrides(run_dir))
+    overrides = _read_overrides(run_dir)
+    row["overrides"] = " ".join(overrides)
+    row["group"] = group_label(overrides)
     for key in (
         "monitor",
         "monitor_mode",
@@ -95,10 +102,14 @@ def run_row(run_dir: Path, root: Path) -> dict[str, Any]:
 
 
 def collect(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Rows for every run under `root`, best first by each run's monitored metric; failures last."""
+    """Rows for every run under `root`, best first by each run's monitored metric; failures last.
+
+    When runs differ only in `seed`, each row also carries its group's columns (group, group_n, ...).
+    """
     root = Path(root)
-    rows = [run_row(d, root) for d in find_runs(root)]
-    return sort_rows(rows)
+    rows = sort_rows([run_row(d, root) for d in find_runs(root)])
+    annotate(rows, group_rows(rows))
+    return rows
 
 
 def sort_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -112,12 +123,13 @@ def sort_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def columns(rows: list[dict[str, Any]]) -> list[str]:
-    """Base columns, then every test metric any row has, then the error text if any failed."""
+    """Base columns, then every test metric any row has, the error text if any failed, run_dir, then the
+    group columns (over seeds) when there are groups."""
     tests = sorted({k for r in rows for k in r if k.startswith("test_")})
     cols = BASE_COLUMNS + tests
     if any(r.get("error") for r in rows):
         cols.append("error")
-    return [*cols, "run_dir"]
+    return [*cols, "run_dir", *group_columns(rows)]
 
 
 def _cell(value: Any) -> str:
@@ -152,37 +164,142 @@ def write_csv(rows: list[dict[str, Any]], path: str | os.PathLike[str] | None = 
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
-    cols = [c for c in columns(rows) if c != "run_dir"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for r in rows:
-        lines.append("| " + " | ".join(_cell(r.get(c)).replace("|", "\\|") for c in cols) + " |")
+    """One table row per run; then, when runs differ only in seed, one row per group (mean ± std)."""
+    grouped = group_columns(rows)
+    cols = [c for c in columns(rows) if c != "run_dir" and c not in grouped]
+    lines = _md(cols, [{c: _cell(r.get(c)) for c in cols} for r in rows])
+    groups = group_rows(rows)
+    if groups:
+        gcols, cells = group_cells(groups)
+        lines += ["", f"Over seeds: mean ± sample std of {len(groups)} groups (n completed runs each).", ""]
+        lines += _md([h for _, h in gcols], [{h: c[k] for k, h in gcols} for c in cells])
     return "\n".join(lines) + "\n"
 
 
-def print_table(rows: list[dict[str, Any]], title: str | None = None) -> None:
-    """The rich table: one line per run, best first."""
-    from rich.console import Console
-    from rich.table import Table
+def _md(header: list[str], cells: list[dict[str, str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for c in cells:
+        lines.append("| " + " | ".join(c.get(h, "").replace("|", "\\|") for h in header) + " |")
+    return lines
 
-    cols = [c for c in columns(rows) if c not in ("run_dir", "error", "monitor")]
-    monitor = next((r["monitor"] for r in rows if r.get("monitor")), None)
-    table = Table(title=title)
-    for c in cols:
-        header = f"best {monitor}" if c == "best_value" and monitor else HEADERS.get(c, c)
-        if c in ("job", "status", "overrides"):
-            table.add_column(header, overflow="fold")
-        else:
-            table.add_column(header, justify="right", no_wrap=True)
-    for r in rows:
-        style = None if r.get("status") == "completed" else "red" if r.get("status") == "failed" else "yellow"
-        table.add_row(*(_cell(r.get(c)) for c in cols), style=style)
-    console = Console(highlight=False)
-    if not console.is_terminal:  # a pipe or a log file: no 80-column squeeze
-        console = Console(highlight=False, width=200)
-    console.print(table)
+
+def _key_test(monitor: str | None) -> str:
+    """The test metric that matches the monitor: val_acc -> test_acc, val_rmse -> test_rmse."""
+    return "test_" + (monitor.split("_", 1)[1] if monitor and "_" in monitor else "loss")
+
+
+def _common(rows: list[dict[str, Any]]) -> list[str]:
+    """Overrides every run shares (shown once above the table rather than on each row)."""
+    if len(rows) < 2:
+        return []
+    lists = [str(r.get("overrides") or "").split(" ") for r in rows]
+    return [o for o in lists[0] if o and all(o in other for other in lists[1:])]
+
+
+def _without(text: str, common: Sequence[str]) -> str:
+    return " ".join(o for o in text.split(" ") if o and o not in common)
+
+
+def group_cells(
+    groups: list[dict[str, Any]], common: Sequence[str] = ()
+) -> tuple[list[tuple[str, str]], list[dict[str, str]]]:
+    """(key, header) pairs and one dict of texts per group: group, n, seeds, then mean ± std per metric."""
+    monitors = {g["monitor"] for g in groups if g.get("monitor")}
+    monitor = next(iter(monitors)) if len(monitors) == 1 else None
+    metrics = [k[len("mean_"):] for k in groups[0] if k.startswith("mean_")]
+    metrics = [m for m in metrics if any(g.get(f"mean_{m}") is not None for g in groups)]
+    cols = [("group", "group"), ("group_n", "n"), ("group_seeds", "seeds")]
+    cols += [("monitor", "monitor")] if len(monitors) > 1 else []  # groups of several tasks
+    cols += [(m, f"best {monitor or 'value'}" if m == "best_value" else HEADERS.get(m, m)) for m in metrics]
+    cells = []
+    for g in groups:
+        c = {"group": _without(g["group"], common) or "(no other overrides)", "group_n": f"{g['group_n']}/{g['runs']}",
+             "group_seeds": g["group_seeds"], "monitor": str(g.get("monitor") or "")}
+        c.update({m: pm(g.get(f"mean_{m}"), g.get(f"std_{m}")) for m in metrics})
+        cells.append(c)
+    return cols, cells
+
+
+def _priority(key: str, monitor: str | None) -> int:
+    order = ["job", "group", "status", "group_n", "best_value", "monitor", _key_test(monitor), "overrides", "test_loss",
+             "best_epoch", "wall_time_s", "epochs", "group_seeds"]
+    return order.index(key) if key in order else len(order)
+
+
+# A row's overrides stay in the table while they fold onto at most this many lines; else they go below it.
+MAX_OVERRIDE_LINES = 3
+
+
+def print_table(rows: list[dict[str, Any]], title: str | None = None, console: Any = None) -> None:
+    """The rich table: one line per run, best first, fitted to the terminal; then the groups over seeds.
+
+    Overrides every run shares are printed once above it; a run's own overrides fold in their column, or
+    go on their own lines under the table when the terminal is too narrow for them.
+    """
+    from trainkit.tables import console as default_console
+
+    out = console or default_console()
+    width = int(out.width)
+    monitors = {r["monitor"] for r in rows if r.get("monitor")}
+    monitor = next(iter(monitors)) if len(monitors) == 1 else None  # runs of several tasks: a monitor column
+    common = _common(rows)
+    hidden = ("run_dir", "error", *group_columns(rows), *(("monitor",) if len(monitors) <= 1 else ()))
+    keys = [c for c in columns(rows) if c not in hidden]
+    cells = [{k: _cell(r.get(k)) for k in keys} for r in rows]
+    for c, r in zip(cells, rows, strict=True):
+        c["overrides"] = _without(str(r.get("overrides") or ""), common)
+    cols = [Col(k, f"best {monitor or 'value'}" if k == "best_value" else HEADERS.get(k, k), _priority(k, monitor),
+                fold=k == "overrides" or k == "job" and any(len(c["job"]) > 40 for c in cells),
+                min_width=20 if k == "overrides" else 24,
+                justify="left" if k in ("job", "status") else "right") for k in keys]
+    if not any(c["overrides"] for c in cells):
+        cols = [c for c in cols if c.key != "overrides"]
+    chosen, split = choose(cols, cells, width)
+    below = False
+    if any(c.key == "overrides" for c in cols):
+        rest = [c for c in chosen if c.key != "overrides"]
+        room = spare(rest, cells, split, width) - 3
+        longest = max(len(c["overrides"]) for c in cells)
+        if room < 12 or -(-longest // room) > MAX_OVERRIDE_LINES:
+            below = True
+            chosen, split = choose([c for c in cols if c.key != "overrides"], cells, width)
+    styles = [None if r.get("status") == "completed" else "red" if r.get("status") == "failed" else "yellow" for r in rows]
+    if common:
+        out.print(f"every run: {' '.join(common)}", markup=False)
+    out.print(build(chosen, cells, split, title=title, styles=styles))
+    if below:
+        for c in cells:
+            if c["overrides"]:
+                # textwrap fills each line, breaking a long path where rich would leave "0:" alone on a line.
+                for line in textwrap.wrap(f"{c['job']}: {c['overrides']}", width, subsequent_indent="  ",
+                                          break_on_hyphens=False):
+                    out.print(line, markup=False, soft_wrap=True)
+    left = [c.key for c in cols if c not in chosen and not (below and c.key == "overrides")]
+    if left:
+        out.print(f"left out at {width} columns: {', '.join(left)} (--format csv|json|md has every column)",
+                  markup=False)
     for r in rows:
         if r.get("error"):
-            print(f"{r['job']}: {r['status']}: {r['error']}")
+            out.print(f"{r['job']}: {r['status']}: {r['error']}", markup=False, soft_wrap=True)
+    groups = group_rows(rows)
+    if groups:
+        print_groups(groups, out, common)
+
+
+def print_groups(groups: list[dict[str, Any]], out: Any, common: Sequence[str] = ()) -> None:
+    """The runs over seeds: one line per group, mean ± sample std of each metric, n completed of all."""
+    monitor = next((g["monitor"] for g in groups if g.get("monitor")), None)
+    gcols, cells = group_cells(groups, common)
+    cols = [Col(k, h, _priority(k, monitor), fold=k in ("group", "group_seeds"), min_width=16 if k == "group" else 5,
+                justify="left" if k in ("group", "group_seeds") else "right") for k, h in gcols]
+    chosen, split = choose(cols, cells, int(out.width))
+    title = f"over seeds: mean ± std of {len(groups)} groups"
+    styles = [None if g["group_n"] == g["runs"] else "yellow" for g in groups]
+    out.print(build(chosen, cells, split, title=title, styles=styles))
+    left = [c.key for c in cols if c not in chosen]
+    if left:
+        out.print(f"left out at {out.width} columns: {', '.join(left)} (--format csv|json|md has every column)",
+                  markup=False)
 
 
 def render(rows: list[dict[str, Any]], fmt: str) -> str | None:

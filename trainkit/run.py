@@ -39,6 +39,7 @@ from trainkit.errors import CheckpointError, ConfigError, TrainkitError
 from trainkit.loggers import CSVLogger, Logger, build_loggers, flatten_config, read_metrics
 from trainkit.loop import Loop, LoopState, evaluate, fit, read_sums
 from trainkit.metrics import summary_numbers, write_test_report
+from trainkit.monitor import describe as describe_monitor
 from trainkit.perf import compile_model, peak_memory, wants_channels_last
 from trainkit.resume import RunInterrupted, StopOnSignal, injected_signal, resume_command
 from trainkit.tasks import check_monitor
@@ -107,6 +108,7 @@ def describe_config(cfg: DictConfig, choices: dict[str, str]) -> list[str]:
                 items.append(f"{k}={v}")
         lines.append(f"  {group:<10}{choices.get(group, ''):<16}{' '.join(items)}")
     lines.append(f"  {'seed':<10}{cfg.seed}")
+    lines.append(f"  {'monitor':<10}{describe_monitor(cfg, choices.get('task'))}")
     return lines
 
 

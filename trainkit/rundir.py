@@ -11,6 +11,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from trainkit.monitor import MONITOR_MODE_RESOLVER, default_mode
+
 # Claim directories (atomic mkdir) only when trainkit's CLI runs Hydra: resolving the config
 # elsewhere (tests, `--cfg`, tools that print it) must not create directories as a side effect.
 CLAIM = False
@@ -101,6 +103,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver(DIRECTION_RESOLVER, sweep_direction)
     if not OmegaConf.has_resolver(GPU_RESOLVER):
         OmegaConf.register_new_resolver(GPU_RESOLVER, gpu_for_job, use_cache=False)
+    if not OmegaConf.has_resolver(MONITOR_MODE_RESOLVER):
+        OmegaConf.register_new_resolver(MONITOR_MODE_RESOLVER, default_mode)
 
 
 register_resolvers()
