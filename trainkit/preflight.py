@@ -262,6 +262,10 @@ def output_dir(overrides: Sequence[str], config_dir: str | None, multirun: bool)
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     fixed = [ov.input_line for ov in parsed if not ov.is_sweep_override()]
     hydra_cfg = compose(fixed, user_config_dir=config_dir, return_hydra_config=True).hydra
+    from trainkit.owner import check_dangling, literal_head
+
+    raw_dir = OmegaConf.to_container(hydra_cfg, resolve=False)[key.split(".")[0]].get("dir", "")
+    check_dangling(literal_head(str(raw_dir)), f"hydra.{key}")  # outputs -> /gone: say so, not a resolver's error
     try:
         value = OmegaConf.select(hydra_cfg, key, throw_on_resolution_failure=True)
     except Exception as exc:
