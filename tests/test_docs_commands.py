@@ -299,6 +299,7 @@ def test_every_docs_command_runs_or_is_marked(world: tuple[Path, dict[str, str]]
             proc = sh(text, cwd, {**env, "TK_BLOCK": "tensorboard,mlflow,matplotlib"} if missing else env)
             secs = time.perf_counter() - t0
             report.append(f"{secs:7.1f} s  {cmd.where}  {text}")
+            print(report[-1], flush=True)  # as it goes: a long full run shows its progress with -s
             want = 2 if cmd.expect_error else 0
             err = proc.stderr.strip().splitlines()
             ok = proc.returncode == want and "Traceback" not in proc.stderr
@@ -309,7 +310,8 @@ def test_every_docs_command_runs_or_is_marked(world: tuple[Path, dict[str, str]]
                 counts["passed"] += 1
             else:
                 failures.append(f"{cmd.where}: `{text}` exit {proc.returncode} (want {want}):\n{proc.stderr[-1500:]}")
-    print("\n".join(["", f"docs commands ({'full' if FULL else 'CI'} mode): {counts}", *report]))
+    mode = "full, as written" if FULL else "all docs, epochs=1 appended" if ALL_DOCS else "CI"
+    print(f"\ndocs commands ({mode}): {counts}")
     assert not failures, "\n\n".join(failures)
 
 
