@@ -218,12 +218,34 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str
         (site / rel).parent.mkdir(parents=True, exist_ok=True)
         (site / rel).write_text(text)
     env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(site)])
+    make_user_data(world)
     sh("trainkit train model._target_=their_pkg.Net '~model.hidden' '~model.activation' '~model.dropout' "
        "trainer.epochs=1 hydra.run.dir=their_run", world, env, check=True)
     for run_dir in NAMED_RUNS:
         sh(f"trainkit train trainer.epochs=2 hydra.run.dir={run_dir}", world, env, check=True)
     sh(f"trainkit train -m optim=sgd,adam trainer.epochs=1 hydra.sweep.dir={NAMED_SWEEP}", world, env, check=True)
     return world, env
+
+
+def make_user_data(world: Path) -> None:
+    """The user's own files the docs train on: my_data.pt, my_table.csv (label column `species`), my_images/."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(120, 4, generator=g)
+    y = (x[:, 0] > 0).long()
+    torch.save({"x": x, "y": y}, world / "my_data.pt")
+    names = ["setosa" if t else "virginica" for t in y.tolist()]
+    rows = [",".join([*(f"{v:.3f}" for v in xs), name]) for xs, name in zip(x.tolist(), names, strict=True)]
+    (world / "my_table.csv").write_text("\n".join(["sepal_length,sepal_width,petal_length,petal_width,species", *rows]) + "\n")
+    rng = np.random.default_rng(0)
+    for label, level in (("cat", 40), ("dog", 200)):
+        (world / "my_images" / label).mkdir(parents=True)
+        for i in range(12):
+            pixels = np.clip(rng.normal(level, 20, (16, 16, 3)), 0, 255).astype("uint8")
+            Image.fromarray(pixels).save(world / "my_images" / label / f"{i}.png")
 
 
 def sh(text: str, cwd: Path, env: dict[str, str], check: bool = False, shell: str = "bash") -> subprocess.CompletedProcess[str]:
