@@ -32,24 +32,24 @@ _pre, _hyd = cli.preflight, cli.run_hydra
 def preflight(*a, **k):
     _pre(*a, **k); marks.append(("pre-flight compose + validate (imports hydra)", time.time()))
 def run_hydra(args):
-    import trainkit.run as run, trainkit.tasks as tasks, trainkit.data.build as db
+    import trainkit.run as run
     marks.append(("import torch + trainkit.run", time.time()))
-    setup, build_data, step = run.Run.setup, db.build_data, tasks.Task.step
+    setup, build_data = run.Run.setup, run.build_data
     def Setup(self):
         marks.append(("hydra.main: compose again, run dir, logging", time.time()))
         setup(self); marks.append(("Run.setup: model, optimizer, checks", time.time()))
+        step = self.task.step  # the instance's own step: each task class overrides Task.step
+        def Step(*a, **k):
+            out = step(*a, **k)
+            marks.append(("first training step", time.time()))
+            print("PROBE " + json.dumps([(n, t - T0) for n, t in marks]), flush=True); sys.exit(0)
+        self.task.step = Step
     def BuildData(*a, **k):
         marks.append(("Run.setup: seeding, device", time.time()))
         out = build_data(*a, **k)
         marks.append(("build_data: dataset, split, preload", time.time()))
         return out
-    def Step(self, *a, **k):
-        out = step(self, *a, **k)
-        if not hasattr(Step, "done"):
-            Step.done = True; marks.append(("first training step", time.time()))
-            print("PROBE " + json.dumps([(n, t - T0) for n, t in marks]), flush=True); sys.exit(0)
-        return out
-    run.Run.setup, run.build_data, tasks.Task.step = Setup, BuildData, Step
+    run.Run.setup, run.build_data = Setup, BuildData
     return _hyd(args)
 cli.preflight, cli.run_hydra = preflight, run_hydra
 cli.main(sys.argv[2:])
@@ -75,7 +75,10 @@ def probe(cwd: Path) -> list[tuple[str, float]]:
                          capture_output=True, text=True, check=True).stdout
     import json
 
-    line = next(ln for ln in out.splitlines() if ln.startswith("PROBE "))
+    lines = [ln for ln in out.splitlines() if ln.startswith("PROBE ")]
+    if not lines:  # the probe's hooks no longer match trainkit's code: say so instead of StopIteration
+        sys.exit("startup.py: the probe run reached no training step; its hooks (PROBE) need updating to trainkit's code")
+    line = lines[0]
     return [(n, float(t)) for n, t in json.loads(line[6:])]
 
 
