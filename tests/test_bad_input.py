@@ -236,6 +236,12 @@ def test_a_slurm_sweep_is_not_refused_for_the_login_nodes_missing_gpu(tmp_path: 
     args = ["device=cuda", "optim.lr=0.1,0.2", "trainer.epochs=1"]
     with pytest.raises(Exception, match="no CUDA GPU is visible"):
         cli.preflight(args, None, True)
+    with pytest.raises(Exception, match="this machine has no 'srun'"):  # not a SLURM login node: said at once
+        cli.preflight(["hydra/launcher=submitit_slurm", *args], None, True)
+    import shutil
+
+    which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: "/usr/bin/srun" if name == "srun" else which(name, *a, **k))
     cli.preflight(["hydra/launcher=submitit_slurm", *args], None, True)  # the jobs run on the cluster's nodes
 
 

@@ -171,8 +171,11 @@ def dangling_link(path: str | os.PathLike[str]) -> Path | None:
     """The first part of `path` that is a symbolic link to nothing (`outputs -> /gone`), or None."""
     p = Path(path)
     for part in [*reversed(p.parents), p]:
-        if part.is_symlink() and not part.exists():
-            return part
+        try:
+            if part.is_symlink() and not part.exists():
+                return part
+        except OSError:  # a name too long to stat: the probe of the run dir says so in its own words
+            return None
     return None
 
 

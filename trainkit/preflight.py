@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import shutil
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,6 +56,11 @@ def check_plugins(overrides: Sequence[str]) -> None:
                     f"'{ov}' needs Hydra's plugin {module.split('.')[-1]}, which is not installed; "
                     f"install it with: pip install 'trainkit[{extra}]'"
                 )
+        if ov.lstrip("+").startswith("hydra/launcher=submitit_slurm") and shutil.which("srun") is None:
+            raise ConfigError(  # submitit: 'Could not detect "srun"' traceback, after the sweep dir is made
+                f"'{ov}' submits the jobs to SLURM, but this machine has no 'srun' (not a SLURM login node); "
+                "run it where SLURM is, or try the sweep here with hydra/launcher=submitit_local"
+            )
 
 
 def check_train(overrides: list[str], config_dir: str | None, multirun: bool) -> str:
