@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,24 @@ def train_in_process(overrides: list[str] | tuple[str, ...], run_dir: Path, conf
         return train(cfg, run_dir, choices)
     finally:
         torch.set_num_threads(threads)
+
+
+InProcessCli = Callable[[list[str], Path], "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture
+def cli_in_process(capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> InProcessCli:
+    """`run_cli` without the subprocess: `trainkit ARGS` through cli.main in `cwd`, same result type."""
+    from trainkit import cli
+
+    def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+        monkeypatch.chdir(cwd)
+        capfd.readouterr()
+        try:
+            code = cli.main(list(args))
+        except SystemExit as exc:  # argparse's --help / usage errors
+            code = exc.code if isinstance(exc.code, int) else 1
+        out, err = capfd.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run
