@@ -534,7 +534,7 @@ def validate(cfg: DictConfig) -> None:
             value = OmegaConf.to_container(value, resolve=True)
         msg = check(value)
         if msg:
-            problems.append(f"{key}={_show(value)} {msg}")
+            problems.append(f"{key}={_show(value, key)} {msg}")
     val, test = (OmegaConf.select(cfg, f"data.{k}_fraction", default=0) for k in ("val", "test"))
     if not _fraction(val) and not _fraction(test) and val + test >= 1:
         problems.append(f"data.val_fraction={val} plus data.test_fraction={test} leave no training data; keep their sum below 1")
@@ -610,7 +610,11 @@ def _exists(node: Any, key: str) -> bool:
     return True
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, key: str = "") -> str:
+    """The value as the user wrote it: `trainer.grad_clip=0` reads 0, not the float node's 0.0."""
+    group, _, rest = key.partition(".")
+    if isinstance(value, float) and value.is_integer() and type_phrase(group, rest) == "must be a number":
+        return str(int(value))
     return repr(value) if isinstance(value, str) else str(value)
 
 
