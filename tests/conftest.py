@@ -6,9 +6,11 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from omegaconf import DictConfig
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -54,3 +56,68 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert proc.returncode == 0, proc.stderr + proc.stdout
     (run_dir,) = run_dirs(cwd / "outputs")
     return run_dir
+
+
+# --------------------------------------------------------------------------- in-process runs
+# End-to-end checks where the process is not the point compose the config and call trainkit.run.train
+# directly (no interpreter start, no torch import per test); signals, exit codes, torchrun and the
+# installed command keep run_cli.
+
+
+def cfg_train(overrides: list[str] | tuple[str, ...] = (), config_dir: str | None = None) -> tuple[DictConfig, dict[str, str]]:
+    """The composed, validated run config of `trainkit train OVERRIDES` and Hydra's group choices."""
+    from omegaconf import OmegaConf, open_dict
+
+    from trainkit.config import compose, validate
+
+    full = compose(list(overrides), user_config_dir=config_dir, return_hydra_config=True)
+    choices = {str(k): str(v) for k, v in OmegaConf.to_container(full.hydra.runtime.choices).items() if v is not None}
+    with open_dict(full):
+        del full["hydra"]
+    validate(full)
+    return full, choices
+
+
+def train_in_process(overrides: list[str] | tuple[str, ...], run_dir: Path, config_dir: str | None = None) -> dict:
+    """Train `trainkit train OVERRIDES` into run_dir in this process; returns the summary dict.
+
+    Writes the `.hydra/` record Hydra's job would (config.yaml, overrides.yaml), which reports,
+    plots and loggers read, and trains on one CPU thread as run_cli's OMP_NUM_THREADS=1 does, so its
+    numbers equal a subprocess run's to the last digit.
+    """
+    import torch
+    from omegaconf import OmegaConf
+
+    from trainkit.run import train
+
+    cfg, choices = cfg_train(overrides, config_dir)
+    (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    (run_dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    (run_dir / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train(cfg, run_dir, choices)
+    finally:
+        torch.set_num_threads(threads)
+
+
+InProcessCli = Callable[[list[str], Path], "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture
+def cli_in_process(capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> InProcessCli:
+    """`run_cli` without the subprocess: `trainkit ARGS` through cli.main in `cwd`, same result type."""
+    from trainkit import cli
+
+    def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+        monkeypatch.chdir(cwd)
+        capfd.readouterr()
+        try:
+            code = cli.main(list(args))
+        except SystemExit as exc:  # argparse's --help / usage errors
+            code = exc.code if isinstance(exc.code, int) else 1
+        out, err = capfd.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import FAST, load_summary, run_cli, run_dirs
+from conftest import FAST, load_summary, run_cli, run_dirs, train_in_process
 
 TIME_COLUMNS = {"train_time_s", "train_samples_per_s"}
 
@@ -19,18 +19,18 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_default_train_reaches_95_percent_on_digits(tmp_path: Path) -> None:
-    proc = run_cli(["train"], tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    (run_dir,) = run_dirs(tmp_path / "outputs")
-    summary = load_summary(run_dir)
+def test_default_train_reaches_95_percent_on_digits(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "outputs" / "run"
+    summary = train_in_process([], run_dir)
+    assert summary == load_summary(run_dir)
     assert summary["status"] == "completed"
     assert summary["test_acc"] >= 0.95
     assert summary["epochs"] == 20
     # The user sees the seeds' per-epoch line, the test result and where the run went.
-    assert "epoch 20, loss" in proc.stdout and "val acc" in proc.stdout
-    assert "test (best epoch" in proc.stdout
-    assert str(run_dir.name) in proc.stdout
+    out = capfd.readouterr().out
+    assert "epoch 20, loss" in out and "val acc" in out
+    assert "test (best epoch" in out
+    assert str(run_dir.name) in out
 
 
 def test_run_directory_layout(trained_run: Path) -> None:
@@ -72,33 +72,46 @@ def test_checkpoints_load_with_weights_only(trained_run: Path) -> None:
     assert last["epoch"] == 2
 
 
-def test_eval_rebuilds_model_from_checkpoint(trained_run: Path) -> None:
-    proc = run_cli(["eval", f"ckpt={trained_run}/checkpoints/best.pt"], trained_run)
-    assert proc.returncode == 0, proc.stderr
+def _eval(args: list[str], cwd: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
+    """`trainkit eval ARGS` in this process: (exit code, stdout, stderr)."""
+    from trainkit import cli
+
+    monkeypatch.chdir(cwd)
+    capfd.readouterr()
+    code = cli.main(["eval", *args])
+    out, err = capfd.readouterr()
+    return code, out, err
+
+
+def test_eval_rebuilds_model_from_checkpoint(trained_run: Path, capfd: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, err = _eval([f"ckpt={trained_run}/checkpoints/best.pt"], trained_run, capfd, monkeypatch)
+    assert code == 0, err
     result = json.loads((trained_run / "eval.json").read_text())
     summary = load_summary(trained_run)
     assert result["split"] == "test"
     assert result["test_acc"] == pytest.approx(summary["test_acc"])
     assert result["test_loss"] == pytest.approx(summary["test_loss"], rel=1e-5)
-    assert "test (" in proc.stdout
-    proc = run_cli(["eval", f"ckpt={trained_run}/checkpoints/best.pt", "split=val", "device=cpu"], trained_run)
-    assert proc.returncode == 0, proc.stderr
+    assert "test (" in out
+    code, out, err = _eval([f"ckpt={trained_run}/checkpoints/best.pt", "split=val", "device=cpu"], trained_run, capfd,
+                           monkeypatch)
+    assert code == 0, err
     result = json.loads((trained_run / "eval.json").read_text())
     best_row = _rows(trained_run / "metrics.csv")[summary["best_epoch"] - 1]
     assert result["split"] == "val"
     assert result["val_acc"] == pytest.approx(float(best_row["val_acc"]))
 
 
-def test_eval_keeps_the_runs_split(trained_run: Path) -> None:
-    proc = run_cli(["eval", f"ckpt={trained_run}/checkpoints/best.pt", "seed=1"], trained_run)
-    assert proc.returncode == 2
-    assert "seed cannot change in eval" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+def test_eval_keeps_the_runs_split(trained_run: Path, capfd: pytest.CaptureFixture[str],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    code, _, err = _eval([f"ckpt={trained_run}/checkpoints/best.pt", "seed=1"], trained_run, capfd, monkeypatch)
+    assert code == 2
+    assert "seed cannot change in eval" in err and len(err.strip().splitlines()) == 1
 
 
 def test_same_seed_gives_identical_metrics(trained_run: Path, tmp_path: Path) -> None:
-    proc = run_cli(["train", *FAST], tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    (again,) = run_dirs(tmp_path / "outputs")
+    again = tmp_path / "again"  # in this process; trained_run came from a subprocess
+    train_in_process(FAST, again)
     strip = lambda rows: [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in rows]  # noqa: E731
     assert strip(_rows(again / "metrics.csv")) == strip(_rows(trained_run / "metrics.csv"))
 
@@ -183,10 +196,9 @@ def _write_fake_mnist(root: Path, n_train: int = 120, n_test: int = 40) -> None:
 
 def test_torchvision_mnist_from_files_on_disk(tmp_path: Path) -> None:
     _write_fake_mnist(tmp_path / "mnist")
-    proc = run_cli(["train", "data=mnist", f"data.root={tmp_path / 'mnist'}", "data.download=false", "trainer.epochs=3",
-                    "data.batch_size=16", "trainer.progress=plain"], tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    summary = load_summary(run_dirs(tmp_path / "outputs")[0])
+    summary = train_in_process(["data=mnist", f"data.root={tmp_path / 'mnist'}", "data.download=false",
+                                "trainer.epochs=3", "data.batch_size=16", "trainer.progress=plain"], tmp_path / "run")
+    assert summary == load_summary(tmp_path / "run")
     assert summary["data"]["sizes"] == {"train": 108, "val": 12, "test": 40}
     assert summary["test_acc"] > 0.5  # the bright row gives the class away
 

@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import FAST, REPO, cli_env, load_summary, run_cli, run_dirs
+from conftest import FAST, REPO, InProcessCli, cli_env, load_summary, run_cli, run_dirs
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -128,8 +128,8 @@ def test_every_built_in_option_has_a_description_for_ls() -> None:
 # --------------------------------------------------------------------------- show
 
 
-def test_show_prints_the_composed_config_as_a_tree_without_training(tmp_path: Path) -> None:
-    proc = run_cli(["show", "model=cnn", "optim=adam", "optim.lr=0.003"], tmp_path)
+def test_show_prints_the_composed_config_as_a_tree_without_training(tmp_path: Path, cli_in_process: InProcessCli) -> None:
+    proc = cli_in_process(["show", "model=cnn", "optim=adam", "optim.lr=0.003"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "├── model  cnn" in out and "├── optim  adam" in out
@@ -148,16 +148,16 @@ def test_show_yaml_is_what_hydra_cfg_job_prints(tmp_path: Path) -> None:
     assert no_outputs(tmp_path)
 
 
-def test_show_reports_a_bad_value_like_a_run_would(tmp_path: Path) -> None:
-    proc = run_cli(["show", "optim.lr=-1"], tmp_path)
+def test_show_reports_a_bad_value_like_a_run_would(tmp_path: Path, cli_in_process: InProcessCli) -> None:
+    proc = cli_in_process(["show", "optim.lr=-1"], tmp_path)
     assert proc.returncode == 2
     assert "optim.lr=-1 must be a positive number" in proc.stderr
-    unknown = run_cli(["show", "optim.lrr=0.1"], tmp_path)
+    unknown = cli_in_process(["show", "optim.lrr=0.1"], tmp_path)
     assert unknown.returncode == 2 and "did you mean 'optim.lr'?" in unknown.stderr
 
 
-def test_experiments_set_several_groups_at_once(tmp_path: Path) -> None:
-    proc = run_cli(["show", "experiment=mnist_cnn", "optim.lr=0.01", "--yaml"], tmp_path)
+def test_experiments_set_several_groups_at_once(tmp_path: Path, cli_in_process: InProcessCli) -> None:
+    proc = cli_in_process(["show", "experiment=mnist_cnn", "optim.lr=0.01", "--yaml"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     from omegaconf import OmegaConf
 
@@ -171,17 +171,17 @@ def test_experiments_set_several_groups_at_once(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not (REPO / "configs" / "model" / "resnet18.yaml").is_file(), reason="model=resnet18 not in this tree")
-def test_experiment_cifar10_resnet18_composes(tmp_path: Path) -> None:
-    proc = run_cli(["show", "experiment=cifar10_resnet18", "--yaml"], tmp_path)
+def test_experiment_cifar10_resnet18_composes(tmp_path: Path, cli_in_process: InProcessCli) -> None:
+    proc = cli_in_process(["show", "experiment=cifar10_resnet18", "--yaml"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "name: cifar10" in proc.stdout and "nesterov: true" in proc.stdout
 
 
-def test_hydra_searchpath_adds_user_groups_like_config_dir(tmp_path: Path) -> None:
+def test_hydra_searchpath_adds_user_groups_like_config_dir(tmp_path: Path, cli_in_process: InProcessCli) -> None:
     mine = tmp_path / "cfgs" / "optim"
     mine.mkdir(parents=True)
     (mine / "slow_sgd.yaml").write_text("# SGD with a small lr.\n_target_: torch.optim.SGD\nlr: 0.001\n")
-    proc = run_cli(["show", "optim=slow_sgd", f"hydra.searchpath=[file://{tmp_path / 'cfgs'}]", "--yaml"], tmp_path)
+    proc = cli_in_process(["show", "optim=slow_sgd", f"hydra.searchpath=[file://{tmp_path / 'cfgs'}]", "--yaml"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "lr: 0.001" in proc.stdout
 
@@ -189,8 +189,8 @@ def test_hydra_searchpath_adds_user_groups_like_config_dir(tmp_path: Path) -> No
 # --------------------------------------------------------------------------- check
 
 
-def test_check_builds_everything_and_trains_one_batch_without_a_run_dir(tmp_path: Path) -> None:
-    proc = run_cli(["check", "model=cnn", "data.batch_size=32"], tmp_path)
+def test_check_builds_everything_and_trains_one_batch_without_a_run_dir(tmp_path: Path, cli_in_process: InProcessCli) -> None:
+    proc = cli_in_process(["check", "model=cnn", "data.batch_size=32"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "inputs [32, 1, 8, 8] float32, targets [32] int64" in out
@@ -239,10 +239,10 @@ def read_png(path: Path):  # noqa: ANN201
     return matplotlib.image.imread(path)
 
 
-def test_plot_writes_a_png_of_the_curves_into_the_run_dir(api_run: tuple[Path, dict], tmp_path: Path) -> None:
+def test_plot_writes_a_png_of_the_curves_into_the_run_dir(api_run: tuple[Path, dict], tmp_path: Path, cli_in_process: InProcessCli) -> None:
     run = tmp_path / "run"
     shutil.copytree(api_run[1]["summary"]["run_dir"], run)
-    proc = run_cli(["plot", str(run)], tmp_path)
+    proc = cli_in_process(["plot", str(run)], tmp_path)
     assert proc.returncode == 0, proc.stderr
     png = run / "curves.png"
     assert f"wrote {png}" in proc.stdout
@@ -261,12 +261,12 @@ def write_fake_run(run: Path, overrides: list[str], lr: float, acc: list[float])
     (run / "metrics.csv").write_text("\n".join(lines) + "\n")
 
 
-def test_plot_compares_the_jobs_of_a_sweep_in_one_figure(tmp_path: Path) -> None:
+def test_plot_compares_the_jobs_of_a_sweep_in_one_figure(tmp_path: Path, cli_in_process: InProcessCli) -> None:
     sweep = tmp_path / "multirun" / "2026-01-01" / "12-00-00"
     write_fake_run(sweep / "0", ["optim=sgd", "trainer.epochs=3"], 0.1, [0.5, 0.8, 0.9])
     write_fake_run(sweep / "1", ["optim=adam", "trainer.epochs=3"], 0.001, [0.6, 0.85, 0.95])
     (sweep / "multirun.yaml").write_text("{}\n")
-    proc = run_cli(["plot", str(sweep)], tmp_path)
+    proc = cli_in_process(["plot", str(sweep)], tmp_path)
     assert proc.returncode == 0, proc.stderr
     image = read_png(sweep / "comparison.png")
     assert image.shape[1] > 2 * image.shape[0]

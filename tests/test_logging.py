@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, cli_env, load_summary, run_cli, run_dirs
+from conftest import FAST, cli_env, load_summary, run_cli, train_in_process
 from torch import nn
 
 from trainkit.config import compose, validate
@@ -29,19 +29,20 @@ def _rows(path: Path) -> list[dict[str, str]]:
 # ---------------------------------------------------------------------------- end to end
 
 
-def test_tensorboard_with_csv_early_stopping_and_test_report(trained_run: Path, tmp_path: Path) -> None:
+def test_tensorboard_with_csv_early_stopping_and_test_report(trained_run: Path, tmp_path: Path,
+                                                            capfd: pytest.CaptureFixture[str]) -> None:
     """One run exercises the TensorBoard event file, early stopping and test_report.json together."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    proc = run_cli(["train", "logger=[csv,tensorboard]", "trainer.epochs=4", "trainer.progress=plain",
-                    "trainer.early_stopping.patience=1", "trainer.early_stopping.min_delta=100",
-                    "trainer.log_every_n_steps=10"], tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    (run_dir,) = run_dirs(tmp_path / "outputs")
-    summary = load_summary(run_dir)
+    run_dir = tmp_path / "run"
+    summary = train_in_process(["logger=[csv,tensorboard]", "trainer.epochs=4", "trainer.progress=plain",
+                                "trainer.early_stopping.patience=1", "trainer.early_stopping.min_delta=100",
+                                "trainer.log_every_n_steps=10"], run_dir)
+    assert summary == load_summary(run_dir)
 
+    out = capfd.readouterr().out
     # Early stopping: epoch 1 sets the best, epoch 2 cannot beat it by 100, patience 1 -> stop after epoch 2.
-    assert "early stopping at epoch 2" in proc.stdout
+    assert "early stopping at epoch 2" in out
     assert summary["stopped_early"] is True and summary["stop_epoch"] == 2 and summary["epochs"] == 2
     assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 2
     rows = _rows(run_dir / "metrics.csv")
@@ -78,17 +79,17 @@ def test_tensorboard_with_csv_early_stopping_and_test_report(trained_run: Path, 
     assert cm.diagonal().sum().item() / 359 == pytest.approx(m["acc"])
     assert [c["support"] for c in report["per_class"]] == cm.sum(dim=1).tolist()
     assert [c["accuracy"] for c in report["per_class"]] == pytest.approx((cm.diagonal() / cm.sum(dim=1)).tolist())
-    assert "test report (best epoch 2, 359 samples)" in proc.stdout and "confusion matrix" in proc.stdout
+    assert "test report (best epoch 2, 359 samples)" in out and "confusion matrix" in out
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside mlflow's own SQLAlchemy store
-def test_mlflow_run_lands_in_local_store(tmp_path: Path) -> None:
+def test_mlflow_run_lands_in_local_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mlflow.tracking import MlflowClient
 
-    proc = run_cli(["train", "logger=mlflow", *FAST, "metrics.enabled=false"], tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    (run_dir,) = run_dirs(tmp_path / "outputs")
-    summary = load_summary(run_dir)
+    run_dir = tmp_path / "outputs" / "2026-01-01" / "00-00-00"
+    monkeypatch.chdir(tmp_path)  # MLflow's local default store is the working directory's
+    summary = train_in_process(["logger=mlflow", *FAST, "metrics.enabled=false"], run_dir)
+    assert summary == load_summary(run_dir) and summary["status"] == "completed"
     rows = _rows(run_dir / "metrics.csv")  # written whatever logger= says: resume and reports read it
     assert len(rows) == 2 and not (run_dir / "test_report.json").exists()
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from tests.conftest import FAST, REPO, cli_env, load_summary, run_cli, run_dirs
+from tests.conftest import FAST, REPO, cli_env, load_summary, train_in_process
 from trainkit.data.build import MemoryBudgetExceeded, choose_loader, make_splits, to_tensors, vision_tensors
 from trainkit.data.loaders import TensorLoader
 from trainkit.errors import DataError
@@ -120,14 +120,6 @@ def test_batched_mnist_preload_equals_the_per_sample_transforms(tmp_path) -> Non
         assert torch.equal(fast[0], slow[0]) and torch.equal(fast[1], slow[1]), name
 
 
-def train_in_process(overrides: list[str], run_dir):  # type: ignore[no-untyped-def]
-    """What `trainkit train OVERRIDES` runs, minus the ~4 s subprocess start-up."""
-    from trainkit.config import compose
-    from trainkit.run import train
-
-    return train(compose(overrides), run_dir)
-
-
 def test_mnist_run_preloads_into_memory_and_says_so(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     write_fake_mnist(tmp_path / "data", 400, 100)
     summary = train_in_process([f"data.root={tmp_path / 'data'}", "data=mnist", "data.download=false",
@@ -190,11 +182,10 @@ def test_reduced_precision_runs_on_cpu(tmp_path, precision: str) -> None:  # typ
     assert summary["test_acc"] > 0.5
 
 
-def test_cli_run_records_peak_memory(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    proc = run_cli(["train", "trainer.epochs=1", *FAST[1:]], tmp_path)
-    assert proc.returncode == 0, proc.stderr + proc.stdout
-    assert "(memory loader: auto: 0.5 MB fits data.memory_budget_mb=2048)" in proc.stdout
-    summary = load_summary(run_dirs(tmp_path / "outputs")[0])
+def test_cli_run_records_peak_memory(tmp_path, capfd) -> None:  # type: ignore[no-untyped-def]
+    train_in_process(["trainer.epochs=1", *FAST[1:]], tmp_path / "run")
+    assert "(memory loader: auto: 0.5 MB fits data.memory_budget_mb=2048)" in capfd.readouterr().out
+    summary = load_summary(tmp_path / "run")
     assert summary["peak_rss_mb"] > 50 and summary["peak_gpu_mem_mb"] is None
 
 

@@ -16,8 +16,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from trainkit.errors import ConfigError, closest
 from trainkit.rundir import register_resolvers
+from trainkit.schema import register as register_schemas
+from trainkit.schema import type_phrase
 
 register_resolvers()  # ${trainkit.unique_dir:...} in hydra.run.dir and friends
+register_schemas()  # schema/trainer, ...: the options' defaults lists name them
 
 GROUPS = ("data", "model", "loss", "optim", "scheduler", "device", "task", "trainer", "logger")
 
@@ -111,6 +114,9 @@ def translate_hydra_error(exc: Exception, overrides: Sequence[str], user_config_
     keyless = next((o for o in overrides if o.lstrip("+~").startswith("=")), None)
     if keyless is not None:
         return ConfigError(f"cannot parse override {keyless!r}: {explain_syntax(keyless)}")
+    wrong_type = _type_error(text, overrides)
+    if wrong_type is not None:
+        return wrong_type
     if "LexerNoViableAltException" in text or "Error parsing override" in text or "mismatched input" in text \
             or "no viable alternative" in text or "extraneous input" in text:
         bad = _unparsable(overrides)
@@ -190,6 +196,39 @@ def translate_hydra_error(exc: Exception, overrides: Sequence[str], user_config_
     if "Primary config" in text or "Cannot find primary config" in text:
         return ConfigError(_first_line(text))
     return ConfigError(_first_line(text))
+
+
+def _type_error(text: str, overrides: Sequence[str]) -> ConfigError | None:
+    """A value the schema's type refuses (trainer.epochs=abc), worded as validate words it."""
+    if not re.search(r"could not be converted to \w+|Cannot assign \w+ to \w+|field '[\w.]+' is not Optional", text):
+        return None
+    full = re.search(r"full_key: ([\w.]+)", text) or re.search(r"field '([\w.]+)' is not Optional", text)
+    if not full:
+        return None
+    key = full.group(1)
+    value = _override_value(key, overrides)
+    if value is _ABSENT:  # set in a YAML file (an experiment, --config-dir), not on the command line
+        shown = re.search(r"Value '(.*?)' of type '\w+'", text)
+        value = shown.group(1) if shown else "?"
+    group, _, rest = key.partition(".")
+    rule = RULES.get(key)
+    msg = (rule(value) if rule else None) or type_phrase(group, rest) or "has the wrong type"
+    return ConfigError(f"invalid config: {key}={_show(value)} {msg}")
+
+
+def _override_value(key: str, overrides: Sequence[str]) -> Any:
+    """The parsed value the command line gives `key`, or _ABSENT."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for ov in overrides:
+        try:
+            parsed = parser.parse_overrides([ov])[0]
+        except Exception:
+            continue
+        if parsed.key_or_group.lstrip("+") == key and not parsed.is_sweep_override():
+            return parsed.value()
+    return _ABSENT
 
 
 def _unparsable(overrides: Sequence[str]) -> str | None:
@@ -495,7 +534,7 @@ def validate(cfg: DictConfig) -> None:
             value = OmegaConf.to_container(value, resolve=True)
         msg = check(value)
         if msg:
-            problems.append(f"{key}={_show(value)} {msg}")
+            problems.append(f"{key}={_show(value, key)} {msg}")
     val, test = (OmegaConf.select(cfg, f"data.{k}_fraction", default=0) for k in ("val", "test"))
     if not _fraction(val) and not _fraction(test) and val + test >= 1:
         problems.append(f"data.val_fraction={val} plus data.test_fraction={test} leave no training data; keep their sum below 1")
@@ -571,7 +610,11 @@ def _exists(node: Any, key: str) -> bool:
     return True
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, key: str = "") -> str:
+    """The value as the user wrote it: `trainer.grad_clip=0` reads 0, not the float node's 0.0."""
+    group, _, rest = key.partition(".")
+    if isinstance(value, float) and value.is_integer() and type_phrase(group, rest) == "must be a number":
+        return str(int(value))
     return repr(value) if isinstance(value, str) else str(value)
 
 

@@ -140,9 +140,9 @@ def build_metrics(kind: str, width: int, s: Mapping[str, Any]) -> dict[str, Any]
         m["mse"] = tmr.MeanSquaredError()
         m["rmse"] = tmr.MeanSquaredError(squared=False)
         m["r2"] = tmr.R2Score()
-    if not s.get("per_class", True):
+    if not s["per_class"]:
         m.pop("_per_class", None)
-    if not s.get("confusion_matrix", True) and kind != "binary":
+    if not s["confusion_matrix"] and kind != "binary":
         m.pop("_confusion", None)
     return m
 
@@ -219,11 +219,11 @@ def compute_report(
         correct = confusion.diagonal()
         per_class = values.get("_per_class", correct / support.clamp(min=1))
         names = _class_names(width, class_names) if kind == "multiclass" else ["0", "1"]
-        if s.get("per_class", True):
+        if s["per_class"]:
             report["per_class"] = [
                 {"class": names[i], "accuracy": float(per_class[i]), "support": int(support[i])} for i in range(width)
             ]
-        if s.get("confusion_matrix", True):
+        if s["confusion_matrix"]:
             report["confusion_matrix"] = confusion.long().tolist()
             report["class_names"] = names
     elif kind == "multilabel":
@@ -304,7 +304,7 @@ def write_test_report(run: Any, test_metrics: Mapping[str, float]) -> dict[str, 
     """What Run.train calls after loading best.pt: compute, print, write test_report.json; {} when disabled."""
     cfg = run.cfg
     s = settings(cfg)
-    if not s.get("enabled", True):
+    if not s["enabled"]:
         return {}
     loop = run.loop
     # Under DDP every rank measures its shard and torchmetrics' compute() gathers the states, so all ranks
