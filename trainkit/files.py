@@ -103,6 +103,13 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
+def write_json(path: str | os.PathLike[str], obj: dict[str, Any]) -> None:
+    """summary.json, eval.json: indented JSON through `atomic_write_text` (datetimes and paths as strings)."""
+    import json
+
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
 def _fsync_dir(folder: Path) -> None:
     try:
         dir_fd = os.open(folder, os.O_RDONLY)

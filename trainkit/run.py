@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import platform
-import random
 import shlex
 import signal
 import sys
@@ -13,71 +10,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 import trainkit
 from trainkit import checkpoint as ckpt_io
 from trainkit import distributed, files, guards, owner, record
-from trainkit.build import (
-    autocast_dtype,
-    build_loss,
-    build_model,
-    build_optimizer,
-    build_scheduler,
-    build_task,
-    count_parameters,
-    resolve_device,
-)
+from trainkit.build import count_parameters, resolve_device
 from trainkit.config import GROUPS, to_plain, validate
 from trainkit.console import fmt_metrics, say
-from trainkit.data import Data, build_data
 from trainkit.early_stopping import EarlyStopping
 from trainkit.early_stopping import from_config as early_stopping_from_config
-from trainkit.errors import CheckpointError, ConfigError, TrainkitError
+from trainkit.errors import ConfigError, TrainkitError
 from trainkit.loggers import CSVLogger, Logger, build_loggers, flatten_config, read_metrics
 from trainkit.loop import Loop, LoopState, evaluate, fit, read_sums
 from trainkit.metrics import summary_numbers, write_test_report
 from trainkit.monitor import describe as describe_monitor
-from trainkit.perf import compile_model, peak_memory, wants_channels_last
+from trainkit.parts import build_parts, check_parts, load_weights, seed_everything, set_deterministic, versions
+from trainkit.perf import compile_model, peak_memory
 from trainkit.resume import RunInterrupted, StopOnSignal, injected_signal, resume_command
-from trainkit.tasks import check_monitor
-
-
-def set_deterministic(on: bool) -> None:
-    """trainer.deterministic: deterministic kernels (or an error naming the op that has none).
-
-    Set both ways: it is process-wide, and jobs of a sweep share the process. cuBLAS needs
-    CUBLAS_WORKSPACE_CONFIG before its first use for deterministic matmuls on CUDA >= 10.2.
-    """
-    if on:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(on)
-    torch.backends.cudnn.deterministic = on
-    if on:
-        torch.backends.cudnn.benchmark = False
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices) so a run repeats exactly."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def versions() -> dict[str, Any]:
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "trainkit": trainkit.__version__,
-        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
-    }
-
-
-def write_json(path: Path, obj: dict[str, Any]) -> None:
-    """summary.json, eval.json: atomically, never through a planted link (trainkit.files)."""
-    files.atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def model_source_hash(model: torch.nn.Module) -> str | None:
@@ -167,22 +118,14 @@ class Run:
         self.device = device = dist.device or resolve_device(cfg)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = not cfg.trainer.get("deterministic")
-        self.data: Data = build_data(cfg, device, dist.rank, dist.world_size)
-        self.task = build_task(cfg)
-        model = build_model(cfg).to(device)
-        memory_format = torch.channels_last if wants_channels_last(model, device) else None
-        if memory_format is not None:
-            model = model.to(memory_format=memory_format)
-        self.criterion = build_loss(cfg, self.data).to(device)
-        self.task.check_criterion(self.criterion)
-        self._check_data(model)
-        self.raw_model = model
+        parts = build_parts(cfg, device, dist.rank, dist.world_size)
+        check_parts(parts, device)
+        self.cfg = cfg = parts.cfg  # with the data's facts: what config_resolved.yaml and the checkpoints hold
+        self.parts, self.data, self.task, self.criterion = parts, parts.data, parts.task, parts.criterion
+        self.raw_model = model = parts.model
         self._model_hash = model_source_hash(model)
-        self.optimizer = build_optimizer(cfg, model)
-        steps_per_epoch = max(1, -(-len(self.data.train) // int(cfg.trainer.accumulate)))
-        self.scheduler, self.interval = build_scheduler(cfg, self.optimizer, steps_per_epoch)
-        dtype = autocast_dtype(cfg, device)
-        scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+        self.optimizer, self.scheduler, self.interval = parts.optimizer, parts.scheduler, parts.interval
+        dtype, scaler, memory_format = parts.dtype, parts.scaler, parts.memory_format
         strategy = str(cfg.trainer.get("strategy", "auto"))
         train_model, fallback = distributed.wrap_model(model, device, strategy)
         train_model = compile_model(train_model, device, bool(cfg.trainer.get("compile")))
@@ -267,16 +210,8 @@ class Run:
     def restore(self, path: Path) -> dict[str, Any]:
         """Load model, optimizer, scheduler, scaler and counters from a checkpoint (RNGs: end of setup)."""
         ckpt = ckpt_io.load(path, map_location=self.device)
-        try:
-            self.raw_model.load_state_dict(ckpt["model"])
-        except (RuntimeError, TypeError, AttributeError, KeyError) as exc:
-            from trainkit.evaluate import _brief  # eval words a misfit the same way
-
-            raise CheckpointError(
-                f"the weights in checkpoint '{path}' do not fit the model built from its config "
-                f"(model._target_={self.cfg.model.get('_target_')}): {_brief(exc)}; if the model's code changed, "
-                "restore it, or start a new run"
-            ) from None
+        load_weights(self.raw_model, ckpt["model"], path, self.cfg,
+                     "if the model's code changed, restore it, or start a new run")
         self._warn_if_changed(ckpt, path)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler is not None and ckpt.get("scheduler") is not None:
@@ -323,24 +258,6 @@ class Run:
     def log_step(self, step: int, metrics: dict[str, float]) -> None:
         for logger in self.loggers:
             logger.log_step(step, metrics)
-
-    def _check_data(self, model: torch.nn.Module) -> None:
-        """Labels in range and shapes that fit, before the first step rather than mid-epoch."""
-        for split in ("train", "val", "test"):
-            loader = getattr(self.data, split)
-            if getattr(loader, "kind", "") == "memory":
-                tensors = loader.tensors
-                if torch.is_floating_point(tensors[0]) and not bool(torch.isfinite(tensors[0]).all()):
-                    raise TrainkitError(f"the {split} inputs contain NaN or infinite values; clean the data first")
-                if len(tensors) > 1:
-                    self.task.check_targets(tensors[1], split)
-            else:
-                guards.check_loader_data(self.task, loader, split)
-        first = next(iter(self.data.val))
-        guards.check_finite_inputs(first[0], "val")
-        batch = tuple(t.to(self.device) for t in first)
-        sums = self.task.check_batch(model, self.criterion, batch)
-        check_monitor(self.task, sums, len(batch[0]), str(self.cfg.trainer.monitor))
 
     # ------------------------------------------------------------------ training
     def checkpoint_payload(self) -> dict[str, Any]:
@@ -506,7 +423,7 @@ class Run:
         for key, value in summary_numbers(report).items():
             summary.setdefault(key, value)
         if self.dist.is_main:
-            write_json(self.run_dir / "summary.json", summary)
+            files.write_json(self.run_dir / "summary.json", summary)
             self.log_summary(summary)
         say(f"run dir: {self.run_dir}")
         return summary
@@ -548,7 +465,7 @@ class Run:
             message = str(error).splitlines()[0] if str(error) else ""
             message = message or ("interrupted" if isinstance(error, KeyboardInterrupt) else "no message")
             summary = self.summary(status, f"{type(error).__name__}: {message}")
-            write_json(self.run_dir / "summary.json", summary)
+            files.write_json(self.run_dir / "summary.json", summary)
         except (OSError, TrainkitError):  # disk full or a planted link: the error itself is what to report
             return
         self.log_summary(summary)
@@ -570,7 +487,7 @@ class Run:
         if self.dist.is_main:
             if not finite:
                 say("the weights are NaN/inf: last.pt keeps the last good epoch", style="yellow")
-            write_json(self.run_dir / "summary.json", self.summary("interrupted"))
+            files.write_json(self.run_dir / "summary.json", self.summary("interrupted"))
         say(f"stopped by signal {self.stop.received or 'on another rank'} at epoch {self.state.epoch + 1}, "
             f"step {self.state.step}; saved {self.ckpt_dir / 'last.pt'}", style="yellow")
         distributed.barrier()  # no rank leaves before last.pt is on disk
