@@ -14,7 +14,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,20 +24,9 @@ from trainkit.console import EpochProgress
 from trainkit.distributed import all_reduce_sums, info
 from trainkit.errors import TrainingDiverged
 from trainkit.guards import diverged_message, mask_nonfinite_stats, take_skipped, zero_nonfinite_grads
+from trainkit.state import LoopState
 
-
-@dataclass
-class LoopState:
-    """Counters that a checkpoint carries so a run can continue where it stopped."""
-
-    epoch: int = 0  # epochs completed
-    step: int = 0  # optimizer steps taken
-    batch_in_epoch: int = 0  # batches of the current epoch already trained (mid-epoch resume)
-    best_value: float | None = None
-    best_epoch: int | None = None
-    partial_sums: dict[str, float] = field(default_factory=dict)  # train sums of a part-trained epoch
-    epoch_lr: float | None = None  # lr at the start of the current epoch (its metrics row reports it)
-    stop: bool = False  # set in on_epoch_end (early stopping): fit ends after that epoch
+__all__ = ["Loop", "LoopState", "evaluate", "fit", "read_sums", "train_one_epoch"]
 
 
 @dataclass

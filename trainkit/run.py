@@ -6,7 +6,6 @@ import os
 import shlex
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from trainkit import checkpoint as ckpt_io
 from trainkit import distributed, files, guards, owner, record
 from trainkit.build import count_parameters, resolve_device
 from trainkit.config import GROUPS, to_plain, validate
-from trainkit.console import fmt_metrics, say
+from trainkit.console import early_stop_line, epoch_line, fmt_metrics, say
 from trainkit.early_stopping import EarlyStopping
 from trainkit.early_stopping import from_config as early_stopping_from_config
 from trainkit.errors import ConfigError, TrainkitError
@@ -85,13 +84,12 @@ class Run:
         self._at_boundary = True
         self._signal_at = injected_signal()
         self.ckpt_dir = run_dir / "checkpoints"
-        self.start = time.perf_counter()
-        self.earlier_time_s = 0.0  # time spent before the last resume (from the checkpoint)
         self.loggers: list[Logger] = []
         self.device: torch.device | None = None
         self.dist = distributed.info()
         self.stop: distributed.StopSignal | None = None
         self.early_stopping: EarlyStopping | None = early_stopping_from_config(cfg.trainer)
+        self.state = LoopState(early_stopping=self.early_stopping)  # its clock starts now
         self.stop_epoch: int | None = None
 
     # ------------------------------------------------------------------ set-up
@@ -161,7 +159,6 @@ class Run:
                 "trainer.on_nan=skip_batch does not work with closure optimizers (LBFGS); "
                 "use trainer.on_nan=stop"
             )
-        self.state = LoopState()
         ckpt = self.restore(self.resume_from) if self.resume_from is not None else None
         resume_epoch = self.state.epoch if ckpt is not None else None
         self.loggers = [CSVLogger(self.run_dir, resume_epoch=resume_epoch)] if dist.is_main else []
@@ -218,19 +215,11 @@ class Run:
             self.scheduler.load_state_dict(ckpt["scheduler"])
         if self.loop.scaler is not None and ckpt.get("scaler") is not None:
             self.loop.scaler.load_state_dict(ckpt["scaler"])
-        self.state = LoopState(
-            epoch=int(ckpt["epoch"]),
-            step=int(ckpt["step"]),
-            batch_in_epoch=int(ckpt.get("batch_in_epoch") or 0),
-            best_value=ckpt.get("best_value"),
-            best_epoch=ckpt.get("best_epoch"),
-            partial_sums=dict(ckpt.get("partial_sums") or {}),
-            epoch_lr=ckpt.get("epoch_lr"),
-        )
+        if not self.state.load_state_dict(ckpt) and self.early_stopping is not None:
+            self._replay_early_stopping()  # a checkpoint from before the counters were saved
         if not self.dist.is_main:  # the partial sums are all ranks' together: rank 0 carries them, once
             self.state.partial_sums = {k: 0.0 for k in self.state.partial_sums}
         self._seen_step = self.state.step
-        self.earlier_time_s = float(ckpt.get("wall_time_s") or 0.0)
         if ckpt.get("rng") is None:
             raise TrainkitError(f"checkpoint '{path}' holds no RNG state, so the run cannot continue exactly")
         return ckpt
@@ -261,20 +250,12 @@ class Run:
 
     # ------------------------------------------------------------------ training
     def checkpoint_payload(self) -> dict[str, Any]:
-        s = self.state
         return {
             "model": self.raw_model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.loop.scaler.state_dict() if self.loop.scaler is not None else None,
-            "epoch": s.epoch,
-            "step": s.step,
-            "batch_in_epoch": s.batch_in_epoch,
-            "best_value": s.best_value,
-            "best_epoch": s.best_epoch,
-            "partial_sums": dict(s.partial_sums) if s.batch_in_epoch else {},
-            "epoch_lr": s.epoch_lr,
-            "wall_time_s": self.elapsed(),
+            **self.state.state_dict(),
             "config": to_plain(self.cfg),
             "rng": ckpt_io.rng_state(),
             "trainkit_version": trainkit.__version__,
@@ -296,60 +277,42 @@ class Run:
         better = s.best_value is None or (value < s.best_value if cfg.monitor_mode == "min" else value > s.best_value)
         if better:
             s.best_value, s.best_epoch = value, int(row["epoch"])
+        es = self.early_stopping  # counted before the save, so last.pt carries this epoch's count
+        stop = es is not None and distributed.any_rank(es.update(value))  # every rank: the same decision
         if self.dist.is_main:  # every rank holds the same weights and metrics; rank 0 writes them
-            payload = self.checkpoint_payload()
-            if better:  # best.pt first: a kill between the two saves then redoes this epoch on resume
-                ckpt_io.atomic_save(payload, self.ckpt_dir / "best.pt")
-            ckpt_io.atomic_save(payload, self.ckpt_dir / "last.pt", keep_previous=True)
-        self.check_early_stop(value, int(row["epoch"]))  # every rank sees the same global metrics: same decision
-        parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}"]
-        parts += [f"train {k[6:]} {row[k]:.3f}" for k in row if k.startswith("train_") and k not in
-                  ("train_loss", "train_time_s", "train_samples_per_s")]
-        parts += [f"val loss {row['val_loss']:.4f}"]
-        parts += [f"val {k[4:]} {row[k]:.3f}" for k in row if k.startswith("val_") and k != "val_loss"]
-        parts += [f"lr {row['lr']:.3g}", f"time {row['train_time_s']:.2f} sec", f"{row['train_samples_per_s']:,.0f} samples/s"]
-        say(", ".join(parts) + (" *" if better else ""))
-        if self.stop_epoch is not None:
-            es = self.early_stopping
-            say(f"early stopping at epoch {self.stop_epoch}: {monitor} did not improve by more than {es.min_delta:g} "
-                f"for {es.wait} epoch(s) (patience {es.patience}); best {s.best_value:.4f} at epoch {s.best_epoch}")
+            # One torch.save; best.pt becomes the same file, linked before last.pt takes its name, so a
+            # kill in between leaves best.pt ahead and the resume redoes this epoch.
+            best = (self.ckpt_dir / "best.pt",) if better else ()
+            ckpt_io.atomic_save(self.checkpoint_payload(), self.ckpt_dir / "last.pt", keep_previous=True, also=best)
+        say(epoch_line(row, better))
+        if stop:  # after the epoch's checkpoints: last.pt is the epoch it stopped at
+            self.stop_epoch, s.stop = int(row["epoch"]), True
+            say(early_stop_line(es, monitor, self.stop_epoch, s.best_value, s.best_epoch))
 
     def stopped_early_before_resume(self) -> bool:
-        """A resumed run that early stopping had already ended (same patience): train no further epoch.
+        """A resumed run that early stopping had already ended (its counters say so): train no further epoch.
 
         Without this, resuming it (or a kill between its last.pt and its summary) trained one more epoch.
         """
         es, s = self.early_stopping, self.state
-        if es is None or self.resume_from is None or s.batch_in_epoch or s.epoch == 0 or es.seen:
+        if es is None or self.resume_from is None or s.batch_in_epoch or s.epoch == 0:
             return False
-        stop = False
-        if self.dist.is_main and (self.run_dir / "metrics.csv").is_file():
-            monitor = str(self.cfg.trainer.monitor)
-            es.replay(float(r[monitor]) for r in read_metrics(self.run_dir / "metrics.csv")
-                      if r["epoch"] <= s.epoch and r.get(monitor) is not None)
-            stop = es.wait >= es.patience
-        if distributed.any_rank(stop):
+        if distributed.any_rank(es.should_stop()):
             self.stop_epoch = s.epoch
             return True
         return False
 
-    def check_early_stop(self, value: float, epoch: int) -> None:
-        """After the epoch's checkpoints: count epochs without improvement; ask fit() to stop at patience."""
-        es = self.early_stopping
-        if es is None:
-            return
-        resumed = es.seen == 0 and epoch > 1 and (self.run_dir / "metrics.csv").is_file()
-        if resumed and self.dist.is_main:  # replay the epochs before the resume from rank 0's metrics.csv
+    def _replay_early_stopping(self) -> None:
+        """Old checkpoints hold no early-stopping counters: rebuild them from rank 0's metrics.csv."""
+        path = self.run_dir / "metrics.csv"
+        if self.dist.is_main and path.is_file():
             monitor = str(self.cfg.trainer.monitor)
-            es.replay(float(r[monitor]) for r in read_metrics(self.run_dir / "metrics.csv")
-                      if r["epoch"] < epoch and r.get(monitor) is not None)
-        if distributed.any_rank(es.update(value)):  # all ranks stop at the same epoch
-            self.stop_epoch = epoch
-            self.state.stop = True
+            self.early_stopping.replay(float(r[monitor]) for r in read_metrics(path)
+                                       if r["epoch"] <= self.state.epoch and r.get(monitor) is not None)
 
     def elapsed(self) -> float:
         """Wall time of the run so far, across resumes."""
-        return self.earlier_time_s + time.perf_counter() - self.start
+        return self.state.elapsed()
 
     def on_step_end(self, state: LoopState, sums: dict[str, torch.Tensor]) -> None:
         """After every batch: mid-epoch checkpoints every trainer.checkpoint_every_n_steps optimizer steps."""
