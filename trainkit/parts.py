@@ -82,7 +82,7 @@ class Parts:
     scheduler: Any = None
     interval: str = "epoch"
     dtype: torch.dtype | None = None
-    scaler: Any = None  # a GradScaler for float16 autocast, else None
+    scaler: Any = None  # a GradScaler, enabled for float16 autocast (None when built without training)
     memory_format: torch.memory_format | None = None
     data_s: float = 0.0  # time build_data took (check reports it)
 
@@ -126,7 +126,8 @@ def build_parts(
     if train:
         parts.optimizer = build_optimizer(cfg, model)
         parts.scheduler, parts.interval = build_scheduler(cfg, parts.optimizer, parts.steps_per_epoch)
-        parts.scaler = torch.amp.GradScaler(device.type) if parts.dtype == torch.float16 else None
+        # float16 autocast needs loss scaling; elsewhere a disabled scaler passes everything through
+        parts.scaler = torch.amp.GradScaler(device.type, enabled=parts.dtype == torch.float16)
     return parts
 
 

@@ -80,8 +80,6 @@ class Run:
         self.command = command
         self.stopper = StopOnSignal()  # one process; under a process group distributed.StopSignal instead
         self._sums: dict[str, torch.Tensor] = {}
-        self._seen_step = 0  # the optimizer step at the last batch end (step boundaries are where it changes)
-        self._at_boundary = True
         self._signal_at = injected_signal()
         self.ckpt_dir = run_dir / "checkpoints"
         self.loggers: list[Logger] = []
@@ -152,8 +150,9 @@ class Run:
         if self.stop is not None:
             self.loop.should_stop = self.stop.check
         else:
-            self.loop.should_stop = lambda: self.stopper.requested and self._at_boundary
+            self.loop.should_stop = lambda: self.stopper.requested
         self.loop.on_step_end = self.on_step_end
+        self._ckpt_every = int(cfg.trainer.get("checkpoint_every_n_steps") or 0)  # read once, not every step
         if self.loop.on_nan == "skip_batch" and self.loop.needs_closure:
             raise ConfigError(
                 "trainer.on_nan=skip_batch does not work with closure optimizers (LBFGS); "
@@ -213,13 +212,12 @@ class Run:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler is not None and ckpt.get("scheduler") is not None:
             self.scheduler.load_state_dict(ckpt["scheduler"])
-        if self.loop.scaler is not None and ckpt.get("scaler") is not None:
+        if ckpt.get("scaler"):  # None (older checkpoints) or {} (a disabled scaler): nothing to load
             self.loop.scaler.load_state_dict(ckpt["scaler"])
         if not self.state.load_state_dict(ckpt) and self.early_stopping is not None:
             self._replay_early_stopping()  # a checkpoint from before the counters were saved
         if not self.dist.is_main:  # the partial sums are all ranks' together: rank 0 carries them, once
             self.state.partial_sums = {k: 0.0 for k in self.state.partial_sums}
-        self._seen_step = self.state.step
         if ckpt.get("rng") is None:
             raise TrainkitError(f"checkpoint '{path}' holds no RNG state, so the run cannot continue exactly")
         return ckpt
@@ -254,7 +252,7 @@ class Run:
             "model": self.raw_model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "scaler": self.loop.scaler.state_dict() if self.loop.scaler is not None else None,
+            "scaler": self.loop.scaler.state_dict(),  # {} for a disabled scaler
             **self.state.state_dict(),
             "config": to_plain(self.cfg),
             "rng": ckpt_io.rng_state(),
@@ -315,14 +313,9 @@ class Run:
         return self.state.elapsed()
 
     def on_step_end(self, state: LoopState, sums: dict[str, torch.Tensor]) -> None:
-        """After every batch: mid-epoch checkpoints every trainer.checkpoint_every_n_steps optimizer steps."""
+        """After every optimizer step: a mid-epoch last.pt every trainer.checkpoint_every_n_steps steps."""
         self._sums = sums
-        self._at_boundary = state.step != self._seen_step
-        if not self._at_boundary:
-            return  # inside a gradient accumulation: not a point a run can stop or resume at
-        self._seen_step = state.step
-        every = self.cfg.trainer.get("checkpoint_every_n_steps")
-        if every and state.step % int(every) == 0:
+        if self._ckpt_every and state.step % self._ckpt_every == 0:
             self.save_mid_epoch()
         if self._signal_at is not None and state.step == self._signal_at[0]:
             os.kill(os.getpid(), self._signal_at[1])
