@@ -14,10 +14,9 @@ log = logging.getLogger("trainkit")
 console = Console(highlight=False, soft_wrap=True)
 
 
-def say(message: str, *, style: str | None = None, quiet: bool = False) -> None:
-    """Print a line for the user (unless quiet, e.g. a non-zero rank) and write it to train.log."""
-    if not quiet:
-        console.print(message, style=style, markup=False)
+def say(message: str, *, style: str | None = None) -> None:
+    """Print a line for the user and write it to train.log (a non-zero rank's console is quiet already)."""
+    console.print(message, style=style, markup=False)
     log.info(message)
 
 

@@ -6,9 +6,7 @@ import datetime as _dt
 import json
 import os
 import platform
-import shlex
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -75,11 +73,6 @@ def git_state(cwd: str | os.PathLike[str] | None = None) -> dict[str, Any] | Non
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"root": root, "commit": commit, "dirty": bool(status) if status is not None else None}
-
-
-def command_line(argv: list[str] | None = None) -> str:
-    """The command as the user can paste it again."""
-    return shlex.join(["trainkit", "train", *(sys.argv[1:] if argv is None else argv)])
 
 
 def build_record(*, cfg: Any, device: Any, data: Any, command: str, deterministic: bool) -> dict[str, Any]:
