@@ -6,6 +6,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import shlex
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,23 @@ def write_resolved_config(run_dir: Path, cfg: Any) -> None:
     from omegaconf import OmegaConf
 
     atomic_write_text(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+
+
+def write_run_files(run_dir: Path, cfg: Any, *, device: Any, data: Any, command: str,
+                    resumed: tuple[Any, int, int] | None, argv: list[str]) -> None:
+    """config_resolved.yaml and record.json for a fresh run (kept on resume); a resume is noted in record.json.
+
+    `resumed` is (checkpoint, epoch, step) when continuing; `argv` is this invocation's arguments.
+    """
+    if resumed is None or not (run_dir / "config_resolved.yaml").exists():
+        write_resolved_config(run_dir, cfg)
+    if resumed is None or not (run_dir / "record.json").exists():
+        write_record(run_dir, build_record(cfg=cfg, device=device, data=data, command=command,
+                                           deterministic=bool(cfg.trainer.get("deterministic"))))
+    if resumed is not None:
+        checkpoint, epoch, step = resumed
+        note_resume(run_dir, command=shlex.join(["trainkit", "train", *argv]), checkpoint=str(checkpoint),
+                    epoch=epoch, step=step, device=device)
 
 
 def note_resume(run_dir: Path, *, command: str, checkpoint: str, epoch: int, step: int, device: Any) -> None:

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 import trainkit
 from trainkit import checkpoint as ckpt_io
 from trainkit import distributed, files, guards, owner, record
 from trainkit.build import count_parameters, resolve_device
-from trainkit.config import GROUPS, to_plain, validate
+from trainkit.config import to_plain, validate
 from trainkit.console import early_stop_line, epoch_line, fmt_metrics, say
 from trainkit.early_stopping import EarlyStopping
 from trainkit.early_stopping import from_config as early_stopping_from_config
@@ -24,42 +24,10 @@ from trainkit.errors import ConfigError, TrainkitError
 from trainkit.loggers import CSVLogger, Logger, build_loggers, flatten_config, read_metrics
 from trainkit.loop import Loop, LoopState, evaluate, fit, read_sums
 from trainkit.metrics import summary_numbers, write_test_report
-from trainkit.monitor import describe as describe_monitor
 from trainkit.parts import build_parts, check_parts, load_weights, seed_everything, set_deterministic, versions
 from trainkit.perf import compile_model, peak_memory
 from trainkit.resume import RunInterrupted, StopOnSignal, injected_signal, resume_command
-
-
-def model_source_hash(model: torch.nn.Module) -> str | None:
-    """A hash of the model class's source: resume warns when the user's model code changed."""
-    import hashlib
-    import inspect
-
-    try:
-        source = inspect.getsource(type(model))
-    except (OSError, TypeError):  # defined in a REPL or a built module: nothing to compare
-        return None
-    return hashlib.sha256(source.encode()).hexdigest()[:16]
-
-
-def describe_config(cfg: DictConfig, choices: dict[str, str]) -> list[str]:
-    """One compact line per group: the option chosen and its settings."""
-    lines = []
-    for group in GROUPS:
-        node = cfg.get(group)
-        if node is None:
-            continue
-        plain = OmegaConf.to_container(node, resolve=True)
-        items = []
-        if isinstance(plain, dict):
-            for k, v in plain.items():
-                if k == "_target_" or v is None or isinstance(v, (dict, list)) and len(str(v)) > 40:
-                    continue  # compact: unset options and long nested settings are in .hydra/config.yaml
-                items.append(f"{k}={v}")
-        lines.append(f"  {group:<10}{choices.get(group, ''):<16}{' '.join(items)}")
-    lines.append(f"  {'seed':<10}{cfg.seed}")
-    lines.append(f"  {'monitor':<10}{describe_monitor(cfg, choices.get('task'))}")
-    return lines
+from trainkit.runinfo import changed_warnings, header_lines, model_source_hash
 
 
 class Run:
@@ -166,33 +134,14 @@ class Run:
         n_params = count_parameters(model)
         if dist.is_main:
             files.atomic_write_text(self.run_dir / "model.txt", f"{model}\n\nparameters: {n_params:,}\n")
-        say(f"trainkit {trainkit.__version__}  run dir: {self.run_dir}")
-        for line in describe_config(cfg, self.choices):
+        for line in header_lines(cfg, self.choices, self.run_dir, model, n_params, device, self.data, dist):
             say(line)
-        say(str(model))
-        why = self.data.info.get("loader_reason")
-        say(f"parameters: {n_params:,}   device: {device}   precision: {cfg.device.precision}   "
-            f"data: train {self.data.sizes['train']}, val {self.data.sizes['val']}, test {self.data.sizes['test']} "
-            f"({self.data.loader_kind} loader{': ' + why if why else ''})")
-        if dist.enabled:
-            bs = int(cfg.data.batch_size)
-            say(f"distributed: {dist.world_size} processes ({dist.backend}), data.batch_size={bs} "
-                f"per process, global batch {bs * dist.world_size}")
         if fallback:
             say(fallback, style="yellow")
         if self.loop.is_main:
-            if ckpt is None or not (self.run_dir / "config_resolved.yaml").exists():
-                record.write_resolved_config(self.run_dir, cfg)
-            if ckpt is None or not (self.run_dir / "record.json").exists():
-                record.write_record(self.run_dir, record.build_record(
-                    cfg=cfg, device=device, data=self.data, command=command,
-                    deterministic=bool(cfg.trainer.get("deterministic"))))
-            if ckpt is not None:
-                record.note_resume(
-                    self.run_dir, command=shlex.join(["trainkit", "train", *sys.argv[1:]]),
-                    checkpoint=str(self.resume_from), epoch=self.state.epoch, step=self.state.step,
-                    device=device,
-                )
+            resumed = None if ckpt is None else (self.resume_from, self.state.epoch, self.state.step)
+            record.write_run_files(self.run_dir, cfg, device=device, data=self.data, command=command,
+                                   resumed=resumed, argv=sys.argv[1:])
         if ckpt is not None:
             s = self.state
             where = f"end of epoch {s.epoch}"
@@ -208,7 +157,8 @@ class Run:
         ckpt = ckpt_io.load(path, map_location=self.device)
         load_weights(self.raw_model, ckpt["model"], path, self.cfg,
                      "if the model's code changed, restore it, or start a new run")
-        self._warn_if_changed(ckpt, path)
+        for warning in changed_warnings(ckpt, path, self.raw_model):
+            say(warning, style="yellow")
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler is not None and ckpt.get("scheduler") is not None:
             self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -221,17 +171,6 @@ class Run:
         if ckpt.get("rng") is None:
             raise TrainkitError(f"checkpoint '{path}' holds no RNG state, so the run cannot continue exactly")
         return ckpt
-
-    def _warn_if_changed(self, ckpt: dict[str, Any], path: Path) -> None:
-        """One yellow line each when the checkpoint was made by another trainkit or another model code."""
-        made_by = ckpt.get("trainkit_version")
-        if made_by is not None and str(made_by) != trainkit.__version__:
-            say(f"warning: {path} was written by trainkit {made_by}, this is {trainkit.__version__}; "
-                "the run continues, but numbers may differ from an uninterrupted run", style="yellow")
-        stored, now = ckpt.get("model_source_hash"), model_source_hash(self.raw_model)
-        if stored is not None and now is not None and stored != now:
-            say(f"warning: the code of {type(self.raw_model).__name__} changed since {path} was written; "
-                "the weights still fit, but the run may not continue as it began", style="yellow")
 
     def start_loggers(self, model: torch.nn.Module) -> None:
         """Build the `logger=` entries, hand them the config and graph, and hook the loop's log interval."""
