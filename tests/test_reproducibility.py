@@ -454,6 +454,7 @@ def test_interval_sweep_with_the_basic_sweeper_is_a_one_line_error() -> None:
 
 def test_resuming_a_run_that_early_stopping_ended_trains_no_further_epoch(tmp_path: Path) -> None:
     # Resuming it (or a kill between its last.pt and its summary) trained one more epoch and moved stop_epoch.
+    # A checkpoint written before the counters were saved replays them from metrics.csv (_replay_early_stopping).
     from types import SimpleNamespace
 
     from omegaconf import OmegaConf
@@ -465,17 +466,25 @@ def test_resuming_a_run_that_early_stopping_ended_trains_no_further_epoch(tmp_pa
     (tmp_path / "metrics.csv").write_text("epoch,step,val_loss\n1,20,0.5\n2,40,0.3\n3,60,0.4\n4,80,0.35\n")
 
     def resumed(patience: int, epoch: int = 4) -> SimpleNamespace:
-        return SimpleNamespace(
+        run = SimpleNamespace(
             early_stopping=EarlyStopping(patience=patience), state=LoopState(epoch=epoch), resume_from=tmp_path,
             dist=SimpleNamespace(is_main=True), run_dir=tmp_path, stop_epoch=None,
             cfg=OmegaConf.create({"trainer": {"monitor": "val_loss"}}),
         )
+        Run._replay_early_stopping(run)  # an old checkpoint: no counters in it
+        return run
 
     done = resumed(patience=2)  # epochs 3 and 4 did not improve on 0.3: it had stopped at epoch 4
     assert Run.stopped_early_before_resume(done) and done.stop_epoch == 4
     longer = resumed(patience=3)  # a larger patience on resume: it goes on, with the count replayed
     assert not Run.stopped_early_before_resume(longer) and longer.early_stopping.wait == 2
     assert not Run.stopped_early_before_resume(resumed(patience=2, epoch=2))  # not stopped yet at epoch 2
+    # A checkpoint that carries the counters needs no metrics.csv: the state round-trips them.
+    saved = LoopState(epoch=4, early_stopping=done.early_stopping).state_dict()
+    (tmp_path / "metrics.csv").unlink()
+    fresh = LoopState(early_stopping=EarlyStopping(patience=2))
+    assert fresh.load_state_dict(saved) and fresh.early_stopping.wait == 2 and fresh.early_stopping.best == 0.3
+    assert not LoopState(early_stopping=EarlyStopping(patience=2)).load_state_dict({"epoch": 4, "step": 80})
 
 
 def test_printed_resume_command_allows_the_runs_own_packages(tmp_path: Path) -> None:

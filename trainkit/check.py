@@ -1,6 +1,6 @@
 """`trainkit check`: build everything a run would build, push one batch through, report, exit.
 
-It uses the same builders and checks as `Run.setup`, so a mismatch stops here with the error
+It uses the same builder and checks as `Run.setup` (trainkit.parts), so a mismatch stops here with the error
 the run would hit, minutes earlier and without a run directory.
 """
 
@@ -13,20 +13,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainkit.build import (
-    autocast_dtype,
-    build_loss,
-    build_model,
-    build_optimizer,
-    build_scheduler,
-    build_task,
-    count_parameters,
-    resolve_device,
-)
+from trainkit.build import count_parameters, resolve_device
 from trainkit.config import compose, validate
 from trainkit.console import console
 from trainkit.errors import ConfigError, TrainkitError
-from trainkit.tasks import check_monitor
+from trainkit.parts import build_parts, check_batch, check_data, first_val_batch, seed_everything
 
 
 def human_bytes(n: float) -> str:
@@ -98,28 +89,16 @@ class ShapeTrace:
 
 def dry_run(overrides: list[str], user_config_dir: str | None = None) -> dict[str, Any]:
     """Build the run these overrides describe, train one batch, print what was seen; return the facts."""
-    from trainkit.run import seed_everything
-
     cfg = compose(overrides, user_config_dir=user_config_dir)
     validate(cfg)
     seed_everything(int(cfg.seed))
-    from trainkit.data import build_data
-
     say = console.print
     device = resolve_device(cfg)
-    t0 = time.perf_counter()
-    data = build_data(cfg, device)
-    build_s = time.perf_counter() - t0
-    task = build_task(cfg)
-    model = build_model(cfg).to(device)
-    criterion = build_loss(cfg, data).to(device)
-    task.check_criterion(criterion)
-    optimizer = build_optimizer(cfg, model)
-    accumulate = int(cfg.trainer.accumulate)
+    parts = build_parts(cfg, device)
+    cfg, data, task, model, criterion = parts.cfg, parts.data, parts.task, parts.model, parts.criterion
+    optimizer, scheduler, interval, dtype = parts.optimizer, parts.scheduler, parts.interval, parts.dtype
     batches = len(data.train)
-    steps_per_epoch = max(1, -(-batches // accumulate))
-    scheduler, interval = build_scheduler(cfg, optimizer, steps_per_epoch)
-    dtype = autocast_dtype(cfg, device)
+    build_s = parts.data_s
 
     say(
         f"[bold]data[/]     {data.sizes['train']} train / {data.sizes['val']} val / "
@@ -128,13 +107,10 @@ def dry_run(overrides: list[str], user_config_dir: str | None = None) -> dict[st
         f"(built in {human_seconds(build_s)})",
         highlight=False,
     )
-    # The checks Run.setup makes before its first step (labels of every in-memory split, one
-    # validation batch through model and loss), in the same order, so the errors are the same.
-    for split in ("train", "val", "test"):
-        loader = getattr(data, split)
-        if getattr(loader, "kind", "") == "memory" and len(loader.tensors) > 1:
-            task.check_targets(loader.tensors[1], split)
-    val_batch = tuple(t.to(device) for t in next(iter(data.val)))
+    # The checks Run.setup makes before its first step (trainkit.parts), in the same order, so the
+    # errors are the same: the data first, the validation batch after the model's shape trace.
+    check_data(task, data)
+    val_batch = first_val_batch(data, device)
     batch = next(iter(data.train))
     batch = tuple(t.to(device) if torch.is_tensor(t) else t for t in batch)
     n_params = count_parameters(model)
@@ -180,8 +156,7 @@ def dry_run(overrides: list[str], user_config_dir: str | None = None) -> dict[st
                     f"{human_bytes(sum(p.element_size() * p.numel() for p in model.parameters()))}",
                     highlight=False,
                 )
-                sums = task.check_batch(model, criterion, val_batch)
-                check_monitor(task, sums, len(val_batch[0]), str(cfg.trainer.monitor))
+                check_batch(parts, val_batch)
                 task.check_output(out, batch[1])
             loss, _ = task.step(model, criterion, batch)
             if not math.isfinite(float(loss.detach())):

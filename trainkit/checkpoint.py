@@ -37,29 +37,49 @@ def previous_path(path: str | os.PathLike[str]) -> Path:
     return path.with_name(f"{path.stem}{PREVIOUS_SUFFIX}{path.suffix}")
 
 
-def atomic_save(obj: Any, path: str | os.PathLike[str], keep_previous: bool = False) -> None:
+def atomic_save(
+    obj: Any, path: str | os.PathLike[str], keep_previous: bool = False, also: tuple[Path, ...] = ()
+) -> None:
     """torch.save through files.atomic_write: the old file or the new one, never a torn one.
 
     With `keep_previous`, the file being replaced stays as NAME.prev.pt (a hard link, so no copy is
-    written), the fallback a resume offers when the newest file is unreadable. A write the disk
-    refuses is a WriteFault (exit 1) that names the file and says the previous checkpoint is kept.
+    written), the fallback a resume offers when the newest file is unreadable. Each path in `also`
+    (best.pt) becomes a hard link to the new file (a copy where links fail), made before the new file
+    takes `path`'s name: one torch.save per epoch, and a kill in between leaves best.pt ahead of last.pt,
+    never behind it. Every write makes a new inode, so a later rotation of `path` never changes them.
+    A write the disk refuses is a WriteFault (exit 1) naming the file; the previous checkpoint is kept.
     """
     path = Path(path)
     kept = f"; the previous '{path.name}' is kept" if path.is_file() else ""
-    rotate = (lambda: _link_previous(path)) if keep_previous else None
-    files.atomic_write(path, lambda f: torch.save(obj, f), before_replace=rotate,
+
+    def before_replace(tmp: Path) -> None:
+        if keep_previous and path.is_file():
+            _link(path, previous_path(path))  # no hard links on this filesystem: the fallback is best.pt
+        for other in also:
+            link_or_copy(tmp, Path(other))
+
+    files.atomic_write(path, lambda f: torch.save(obj, f), before_replace=before_replace,
                        kept=kept or "; no checkpoint of this run was replaced")
 
 
-def _link_previous(path: Path) -> None:
-    prev = previous_path(path)
-    tmp = prev.with_name(f".{prev.name}.link")
+def link_or_copy(source: Path, target: Path) -> None:
+    """Make `target` the same file as `source`: a hard link, or a copy where the filesystem has none."""
+    files.refuse_link(target)
+    if not _link(source, target):  # some network and FAT filesystems: a copy, written atomically
+        files.atomic_write(target, lambda f: f.write(source.read_bytes()))
+
+
+def _link(source: Path, target: Path) -> bool:
+    """Atomically make `target` a hard link to `source` (through `.NAME.link`); False where links fail."""
+    tmp = target.with_name(f".{target.name}.link")
     try:
         tmp.unlink(missing_ok=True)
-        os.link(path, tmp)
-        os.replace(tmp, prev)
-    except OSError:  # no hard links on this filesystem: the fallback is best.pt
+        os.link(source, tmp)
+        os.replace(tmp, target)
+    except OSError:
         tmp.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def move_aside(path: str | os.PathLike[str]) -> Path:

@@ -14,10 +14,9 @@ log = logging.getLogger("trainkit")
 console = Console(highlight=False, soft_wrap=True)
 
 
-def say(message: str, *, style: str | None = None, quiet: bool = False) -> None:
-    """Print a line for the user (unless quiet, e.g. a non-zero rank) and write it to train.log."""
-    if not quiet:
-        console.print(message, style=style, markup=False)
+def say(message: str, *, style: str | None = None) -> None:
+    """Print a line for the user and write it to train.log (a non-zero rank's console is quiet already)."""
+    console.print(message, style=style, markup=False)
     log.info(message)
 
 
@@ -72,3 +71,19 @@ class EpochProgress:
 
 def fmt_metrics(metrics: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+
+
+def epoch_line(row: dict[str, Any], better: bool) -> str:
+    """The line each epoch prints: losses, metrics, lr and throughput; ` *` marks a new best."""
+    skip = ("train_loss", "train_time_s", "train_samples_per_s")
+    parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}"]
+    parts += [f"train {k[6:]} {row[k]:.3f}" for k in row if k.startswith("train_") and k not in skip]
+    parts += [f"val loss {row['val_loss']:.4f}"]
+    parts += [f"val {k[4:]} {row[k]:.3f}" for k in row if k.startswith("val_") and k != "val_loss"]
+    parts += [f"lr {row['lr']:.3g}", f"time {row['train_time_s']:.2f} sec", f"{row['train_samples_per_s']:,.0f} samples/s"]
+    return ", ".join(parts) + (" *" if better else "")
+
+
+def early_stop_line(es: Any, monitor: str, epoch: int, best_value: float, best_epoch: int | None) -> str:
+    return (f"early stopping at epoch {epoch}: {monitor} did not improve by more than {es.min_delta:g} "
+            f"for {es.wait} epoch(s) (patience {es.patience}); best {best_value:.4f} at epoch {best_epoch}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -40,10 +41,21 @@ class EarlyStopping:
             self.best, self.wait = value, 0
         else:
             self.wait += 1
+        return self.should_stop()
+
+    def should_stop(self) -> bool:
         return self.wait >= self.patience
 
+    def state_dict(self) -> dict[str, Any]:
+        """The counters (patience and min_delta come from the config, which may change on resume)."""
+        return {"best": self.best, "wait": self.wait, "seen": self.seen}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.wait, self.seen = state.get("best"), int(state.get("wait") or 0), int(state.get("seen") or 0)
+
     def replay(self, values: Iterable[float]) -> None:
-        """Rebuild the count from earlier epochs (a resumed run reads them back from metrics.csv)."""
+        """Rebuild the count from earlier epochs: a checkpoint written before the counters were saved
+        resumes by reading them back from metrics.csv."""
         for value in values:
             self.update(value)
 

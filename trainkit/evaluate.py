@@ -13,14 +13,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from trainkit import checkpoint as ckpt_io
-from trainkit import guards
-from trainkit.build import autocast_dtype, build_loss, build_model, build_task, resolve_device
+from trainkit import files, guards
+from trainkit.build import resolve_device
 from trainkit.config import GROUPS, validate
 from trainkit.console import console, fmt_metrics, say
-from trainkit.data import build_data
-from trainkit.errors import CheckpointError, ConfigError, TrainkitError
+from trainkit.errors import ConfigError, TrainkitError
 from trainkit.loop import Loop, evaluate
-from trainkit.run import seed_everything, write_json
+from trainkit.parts import build_parts, load_weights, seed_everything
 
 
 def apply_eval_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
@@ -56,10 +55,6 @@ _MISSING = object()
 SPLIT_KEYS = ("seed", "data.val_fraction", "data.test_fraction")
 
 
-def _brief(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:200] or type(exc).__name__
-
-
 def evaluate_checkpoint(
     ckpt_path: str,
     overrides: list[str],
@@ -86,20 +81,11 @@ def evaluate_checkpoint(
     validate(cfg)
     seed_everything(int(cfg.seed))
     device = resolve_device(cfg)
-    data = build_data(cfg, device)
-    task = build_task(cfg)
-    model = build_model(cfg)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except (RuntimeError, TypeError, AttributeError, KeyError) as exc:
-        raise CheckpointError(
-            f"the weights in checkpoint '{ckpt_path}' do not fit the model built from its config "
-            f"(model._target_={cfg.model.get('_target_')}): {_brief(exc)}; drop any model override"
-        ) from exc
-    model.to(device)
-    criterion = build_loss(cfg, data).to(device)
-    loop = Loop(model=model, criterion=criterion, optimizer=None,
-                scheduler=None, interval="epoch", task=task, device=device, dtype=autocast_dtype(cfg, device))
+    parts = build_parts(cfg, device, train=False)
+    data = parts.data
+    load_weights(parts.model, ckpt["model"], ckpt_path, parts.cfg, "drop any model override")
+    loop = Loop(model=parts.model, criterion=parts.criterion, optimizer=None, scheduler=None, interval="epoch",
+                task=parts.task, device=device, dtype=parts.dtype, memory_format=parts.memory_format)
     t0 = time.perf_counter()
     try:
         metrics = evaluate(loop, getattr(data, split))
@@ -117,7 +103,7 @@ def evaluate_checkpoint(
     ckpt_file = Path(ckpt_path).resolve()
     run_dir = ckpt_file.parent.parent if ckpt_file.parent.name == "checkpoints" else ckpt_file.parent
     try:
-        write_json(run_dir / "eval.json", result)
+        files.write_json(run_dir / "eval.json", result)
         result["written"] = str(run_dir / "eval.json")
     except OSError as exc:
         say(f"could not write eval.json in {run_dir}: {exc}", style="yellow")

@@ -58,14 +58,14 @@ def atomic_write(
     path: str | os.PathLike[str],
     write: Callable[[IO[bytes]], None],
     *,
-    before_replace: Callable[[], None] | None = None,
+    before_replace: Callable[[Path], None] | None = None,
     kept: str = "",
 ) -> None:
     """Write `path` through `write(file)` into an exclusive temp file beside it, fsync, rename over it.
 
     A kill at any moment leaves the old file or the new one, never a torn one, and at worst an
     orphan `.NAME.XXXX.tmp` that the next start removes (`remove_orphans`). `before_replace` runs
-    once the new content is safely on disk (checkpoint rotation). `kept` ends the fault message.
+    once the new content is safely on disk, with the temp file's path (checkpoint rotation, best.pt's link). `kept` ends the fault message.
     """
     path = Path(path)
     refuse_link(path)
@@ -82,7 +82,7 @@ def atomic_write(
             os.fsync(f.fileno())
         _injected_kill(path)
         if before_replace is not None:
-            before_replace()
+            before_replace(Path(tmp))
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -101,6 +101,13 @@ def atomic_write(
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """`atomic_write` for a text file (JSON, YAML, CSV)."""
     atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def write_json(path: str | os.PathLike[str], obj: dict[str, Any]) -> None:
+    """summary.json, eval.json: indented JSON through `atomic_write_text` (datetimes and paths as strings)."""
+    import json
+
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def _fsync_dir(folder: Path) -> None:

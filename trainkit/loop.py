@@ -14,7 +14,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,20 +24,10 @@ from trainkit.console import EpochProgress
 from trainkit.distributed import all_reduce_sums, info
 from trainkit.errors import TrainingDiverged
 from trainkit.guards import diverged_message, mask_nonfinite_stats, take_skipped, zero_nonfinite_grads
+from trainkit.schedulers import step_schedule
+from trainkit.state import LoopState
 
-
-@dataclass
-class LoopState:
-    """Counters that a checkpoint carries so a run can continue where it stopped."""
-
-    epoch: int = 0  # epochs completed
-    step: int = 0  # optimizer steps taken
-    batch_in_epoch: int = 0  # batches of the current epoch already trained (mid-epoch resume)
-    best_value: float | None = None
-    best_epoch: int | None = None
-    partial_sums: dict[str, float] = field(default_factory=dict)  # train sums of a part-trained epoch
-    epoch_lr: float | None = None  # lr at the start of the current epoch (its metrics row reports it)
-    stop: bool = False  # set in on_epoch_end (early stopping): fit ends after that epoch
+__all__ = ["Loop", "LoopState", "evaluate", "fit", "read_sums", "train_one_epoch"]
 
 
 @dataclass
@@ -52,7 +42,7 @@ class Loop:
     task: Any
     device: torch.device
     dtype: torch.dtype | None = None
-    scaler: Any = None
+    scaler: Any = None  # a torch.amp.GradScaler; None means a disabled one (float32, bfloat16)
     grad_clip: float | None = None
     accumulate: int = 1
     log_every: int = 50
@@ -63,6 +53,10 @@ class Loop:
     should_stop: Callable[[], bool] = lambda: False
     memory_format: torch.memory_format | None = None  # channels_last for conv nets on CUDA
     on_log: Callable[[int, dict[str, float]], None] | None = None  # loggers, at each log interval
+
+    def __post_init__(self) -> None:
+        if self.scaler is None:  # disabled: scale/unscale_/update do nothing, step is optimizer.step()
+            self.scaler = torch.amp.GradScaler(self.device.type, enabled=False)
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.dtype is None:
@@ -118,7 +112,7 @@ def read_sums(sums: dict[str, torch.Tensor], count: int) -> dict[str, float]:
 
 def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epochs: int) -> dict[str, float]:
     """One pass over the training loader; returns the epoch's train metrics."""
-    model, optimizer, task, criterion = loop.model, loop.optimizer, loop.task, loop.criterion
+    model, task, criterion = loop.model, loop.task, loop.criterion
     model.train()
     sums: dict[str, torch.Tensor] = {}
     count = 0
@@ -137,49 +131,24 @@ def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epoch
             if move:
                 batch = _to_device(batch, loop.device, loop.memory_format)
             if closure_mode:
-                stats: dict[str, torch.Tensor] = {}
-
-                def closure(batch: tuple[torch.Tensor, ...] = batch, stats: dict[str, torch.Tensor] = stats) -> torch.Tensor:
-                    optimizer.zero_grad(set_to_none=True)
-                    with loop.autocast():
-                        loss, s = task.step(model, criterion, batch)
-                    loss.backward()
-                    if not stats:
-                        stats.update(s)
-                    return loss
-
-                optimizer.step(closure)
-                _finish_step(loop, state)
+                stats, stepped = _closure_step(loop, batch), True
             else:
                 with loop.autocast():
                     loss, stats = task.step(model, criterion, batch)
                 if loop.on_nan == "skip_batch":
                     stats = mask_nonfinite_stats(stats, len(batch[0]))
-                if loop.accumulate > 1:
-                    loss = loss / loop.accumulate
-                if loop.scaler is not None:
-                    loop.scaler.scale(loss).backward()
-                else:
-                    loss.backward()
-                if (i + 1) % loop.accumulate == 0 or i + 1 == batches:
-                    norm = None
-                    if loop.grad_clip:
-                        if loop.scaler is not None:
-                            loop.scaler.unscale_(optimizer)
-                        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), loop.grad_clip)
-                    if loop.on_nan == "skip_batch" and loop.scaler is None:  # GradScaler skips inf steps
-                        zero_nonfinite_grads(optimizer, loss, norm)
-                    if loop.scaler is not None:
-                        loop.scaler.step(optimizer)
-                        loop.scaler.update()
-                    else:
-                        optimizer.step()
-                    _zero_grad(optimizer)
-                    _finish_step(loop, state)
+                loop.scaler.scale(loss / loop.accumulate if loop.accumulate > 1 else loss).backward()
+                stepped = (i + 1) % loop.accumulate == 0 or i + 1 == batches
+                if stepped:
+                    _optimizer_step(loop, loss)
+            if stepped:
+                _finish_step(loop, state)
             _add(sums, stats)
             count += len(batch[0])
             state.batch_in_epoch = i + 1
             bar.update(i + 1, count)
+            if not stepped:
+                continue  # inside a gradient accumulation: no step to log, save or stop at
             if state.step % loop.log_every == 0 and (i + 1) % loop.accumulate == 0:
                 # The only host sync inside an epoch: once per log interval.
                 now = read_sums({"loss": sums["loss"]}, count)
@@ -211,6 +180,37 @@ def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epoch
     return metrics
 
 
+def _closure_step(loop: Loop, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+    """One step of a closure optimizer (LBFGS re-evaluates the loss): the first evaluation's statistics."""
+    stats: dict[str, torch.Tensor] = {}
+
+    def closure() -> torch.Tensor:
+        loop.optimizer.zero_grad(set_to_none=True)
+        with loop.autocast():
+            loss, s = loop.task.step(loop.model, loop.criterion, batch)
+        loss.backward()
+        if not stats:
+            stats.update(s)
+        return loss
+
+    loop.optimizer.step(closure)
+    return stats
+
+
+def _optimizer_step(loop: Loop, loss: torch.Tensor) -> None:
+    """At an accumulation boundary: unscale, clip, skip a non-finite step, step, zero the gradients."""
+    optimizer, scaler = loop.optimizer, loop.scaler
+    norm = None
+    if loop.grad_clip:
+        scaler.unscale_(optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(loop.model.parameters(), loop.grad_clip)
+    if loop.on_nan == "skip_batch" and not scaler.is_enabled():  # an enabled GradScaler skips inf steps itself
+        zero_nonfinite_grads(optimizer, loss, norm)
+    scaler.step(optimizer)
+    scaler.update()
+    _zero_grad(optimizer)
+
+
 def _zero_grad(optimizer: torch.optim.Optimizer) -> None:
     """optimizer.zero_grad(set_to_none=True) minus its profiler record_function (~4% of a small MLP's step).
 
@@ -226,8 +226,7 @@ def _zero_grad(optimizer: torch.optim.Optimizer) -> None:
 
 def _finish_step(loop: Loop, state: LoopState) -> None:
     state.step += 1
-    if loop.scheduler is not None and loop.interval == "step":
-        loop.scheduler.step()
+    step_schedule(loop.scheduler, loop.interval, "step")
 
 
 def _check_finite(value: float, epoch: int, step: int, loop: Loop | None = None) -> None:
@@ -285,11 +284,7 @@ def fit(
         row.update({f"val_{k}": v for k, v in val.items()})
         row["train_time_s"] = train_time
         row["train_samples_per_s"] = samples / train_time if train_time > 0 else 0.0
-        if loop.scheduler is not None and loop.interval == "epoch":
-            if isinstance(loop.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                loop.scheduler.step(row[monitor])
-            else:
-                loop.scheduler.step()
+        step_schedule(loop.scheduler, loop.interval, "epoch", row[monitor])
         state.epoch = epoch + 1
         state.batch_in_epoch = 0
         state.partial_sums = {}

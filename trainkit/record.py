@@ -8,7 +8,6 @@ import os
 import platform
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +76,6 @@ def git_state(cwd: str | os.PathLike[str] | None = None) -> dict[str, Any] | Non
     return {"root": root, "commit": commit, "dirty": bool(status) if status is not None else None}
 
 
-def command_line(argv: list[str] | None = None) -> str:
-    """The command as the user can paste it again."""
-    return shlex.join(["trainkit", "train", *(sys.argv[1:] if argv is None else argv)])
-
-
 def build_record(*, cfg: Any, device: Any, data: Any, command: str, deterministic: bool) -> dict[str, Any]:
     """Everything record.json holds for a fresh run."""
     return {
@@ -115,6 +109,23 @@ def write_resolved_config(run_dir: Path, cfg: Any) -> None:
     from omegaconf import OmegaConf
 
     atomic_write_text(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+
+
+def write_run_files(run_dir: Path, cfg: Any, *, device: Any, data: Any, command: str,
+                    resumed: tuple[Any, int, int] | None, argv: list[str]) -> None:
+    """config_resolved.yaml and record.json for a fresh run (kept on resume); a resume is noted in record.json.
+
+    `resumed` is (checkpoint, epoch, step) when continuing; `argv` is this invocation's arguments.
+    """
+    if resumed is None or not (run_dir / "config_resolved.yaml").exists():
+        write_resolved_config(run_dir, cfg)
+    if resumed is None or not (run_dir / "record.json").exists():
+        write_record(run_dir, build_record(cfg=cfg, device=device, data=data, command=command,
+                                           deterministic=bool(cfg.trainer.get("deterministic"))))
+    if resumed is not None:
+        checkpoint, epoch, step = resumed
+        note_resume(run_dir, command=shlex.join(["trainkit", "train", *argv]), checkpoint=str(checkpoint),
+                    epoch=epoch, step=step, device=device)
 
 
 def note_resume(run_dir: Path, *, command: str, checkpoint: str, epoch: int, step: int, device: Any) -> None:

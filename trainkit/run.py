@@ -2,114 +2,32 @@
 
 from __future__ import annotations
 
-import json
 import os
-import platform
-import random
 import shlex
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 import trainkit
 from trainkit import checkpoint as ckpt_io
 from trainkit import distributed, files, guards, owner, record
-from trainkit.build import (
-    autocast_dtype,
-    build_loss,
-    build_model,
-    build_optimizer,
-    build_scheduler,
-    build_task,
-    count_parameters,
-    resolve_device,
-)
-from trainkit.config import GROUPS, to_plain, validate
-from trainkit.console import fmt_metrics, say
-from trainkit.data import Data, build_data
+from trainkit.build import count_parameters, resolve_device
+from trainkit.config import to_plain, validate
+from trainkit.console import early_stop_line, epoch_line, fmt_metrics, say
 from trainkit.early_stopping import EarlyStopping
 from trainkit.early_stopping import from_config as early_stopping_from_config
-from trainkit.errors import CheckpointError, ConfigError, TrainkitError
+from trainkit.errors import ConfigError, TrainkitError
 from trainkit.loggers import CSVLogger, Logger, build_loggers, flatten_config, read_metrics
 from trainkit.loop import Loop, LoopState, evaluate, fit, read_sums
 from trainkit.metrics import summary_numbers, write_test_report
-from trainkit.monitor import describe as describe_monitor
-from trainkit.perf import compile_model, peak_memory, wants_channels_last
+from trainkit.parts import build_parts, check_parts, load_weights, seed_everything, set_deterministic, versions
+from trainkit.perf import compile_model, peak_memory
 from trainkit.resume import RunInterrupted, StopOnSignal, injected_signal, resume_command
-from trainkit.tasks import check_monitor
-
-
-def set_deterministic(on: bool) -> None:
-    """trainer.deterministic: deterministic kernels (or an error naming the op that has none).
-
-    Set both ways: it is process-wide, and jobs of a sweep share the process. cuBLAS needs
-    CUBLAS_WORKSPACE_CONFIG before its first use for deterministic matmuls on CUDA >= 10.2.
-    """
-    if on:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(on)
-    torch.backends.cudnn.deterministic = on
-    if on:
-        torch.backends.cudnn.benchmark = False
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices) so a run repeats exactly."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def versions() -> dict[str, Any]:
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "trainkit": trainkit.__version__,
-        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
-    }
-
-
-def write_json(path: Path, obj: dict[str, Any]) -> None:
-    """summary.json, eval.json: atomically, never through a planted link (trainkit.files)."""
-    files.atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
-
-
-def model_source_hash(model: torch.nn.Module) -> str | None:
-    """A hash of the model class's source: resume warns when the user's model code changed."""
-    import hashlib
-    import inspect
-
-    try:
-        source = inspect.getsource(type(model))
-    except (OSError, TypeError):  # defined in a REPL or a built module: nothing to compare
-        return None
-    return hashlib.sha256(source.encode()).hexdigest()[:16]
-
-
-def describe_config(cfg: DictConfig, choices: dict[str, str]) -> list[str]:
-    """One compact line per group: the option chosen and its settings."""
-    lines = []
-    for group in GROUPS:
-        node = cfg.get(group)
-        if node is None:
-            continue
-        plain = OmegaConf.to_container(node, resolve=True)
-        items = []
-        if isinstance(plain, dict):
-            for k, v in plain.items():
-                if k == "_target_" or v is None or isinstance(v, (dict, list)) and len(str(v)) > 40:
-                    continue  # compact: unset options and long nested settings are in .hydra/config.yaml
-                items.append(f"{k}={v}")
-        lines.append(f"  {group:<10}{choices.get(group, ''):<16}{' '.join(items)}")
-    lines.append(f"  {'seed':<10}{cfg.seed}")
-    lines.append(f"  {'monitor':<10}{describe_monitor(cfg, choices.get('task'))}")
-    return lines
+from trainkit.runinfo import changed_warnings, header_lines, model_source_hash
 
 
 class Run:
@@ -130,17 +48,14 @@ class Run:
         self.command = command
         self.stopper = StopOnSignal()  # one process; under a process group distributed.StopSignal instead
         self._sums: dict[str, torch.Tensor] = {}
-        self._seen_step = 0  # the optimizer step at the last batch end (step boundaries are where it changes)
-        self._at_boundary = True
         self._signal_at = injected_signal()
         self.ckpt_dir = run_dir / "checkpoints"
-        self.start = time.perf_counter()
-        self.earlier_time_s = 0.0  # time spent before the last resume (from the checkpoint)
         self.loggers: list[Logger] = []
         self.device: torch.device | None = None
         self.dist = distributed.info()
         self.stop: distributed.StopSignal | None = None
         self.early_stopping: EarlyStopping | None = early_stopping_from_config(cfg.trainer)
+        self.state = LoopState(early_stopping=self.early_stopping)  # its clock starts now
         self.stop_epoch: int | None = None
 
     # ------------------------------------------------------------------ set-up
@@ -167,22 +82,14 @@ class Run:
         self.device = device = dist.device or resolve_device(cfg)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = not cfg.trainer.get("deterministic")
-        self.data: Data = build_data(cfg, device, dist.rank, dist.world_size)
-        self.task = build_task(cfg)
-        model = build_model(cfg).to(device)
-        memory_format = torch.channels_last if wants_channels_last(model, device) else None
-        if memory_format is not None:
-            model = model.to(memory_format=memory_format)
-        self.criterion = build_loss(cfg, self.data).to(device)
-        self.task.check_criterion(self.criterion)
-        self._check_data(model)
-        self.raw_model = model
+        parts = build_parts(cfg, device, dist.rank, dist.world_size)
+        check_parts(parts, device)
+        self.cfg = cfg = parts.cfg  # with the data's facts: what config_resolved.yaml and the checkpoints hold
+        self.parts, self.data, self.task, self.criterion = parts, parts.data, parts.task, parts.criterion
+        self.raw_model = model = parts.model
         self._model_hash = model_source_hash(model)
-        self.optimizer = build_optimizer(cfg, model)
-        steps_per_epoch = max(1, -(-len(self.data.train) // int(cfg.trainer.accumulate)))
-        self.scheduler, self.interval = build_scheduler(cfg, self.optimizer, steps_per_epoch)
-        dtype = autocast_dtype(cfg, device)
-        scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+        self.optimizer, self.scheduler, self.interval = parts.optimizer, parts.scheduler, parts.interval
+        dtype, scaler, memory_format = parts.dtype, parts.scaler, parts.memory_format
         strategy = str(cfg.trainer.get("strategy", "auto"))
         train_model, fallback = distributed.wrap_model(model, device, strategy)
         train_model = compile_model(train_model, device, bool(cfg.trainer.get("compile")))
@@ -211,14 +118,14 @@ class Run:
         if self.stop is not None:
             self.loop.should_stop = self.stop.check
         else:
-            self.loop.should_stop = lambda: self.stopper.requested and self._at_boundary
+            self.loop.should_stop = lambda: self.stopper.requested
         self.loop.on_step_end = self.on_step_end
+        self._ckpt_every = int(cfg.trainer.get("checkpoint_every_n_steps") or 0)  # read once, not every step
         if self.loop.on_nan == "skip_batch" and self.loop.needs_closure:
             raise ConfigError(
                 "trainer.on_nan=skip_batch does not work with closure optimizers (LBFGS); "
                 "use trainer.on_nan=stop"
             )
-        self.state = LoopState()
         ckpt = self.restore(self.resume_from) if self.resume_from is not None else None
         resume_epoch = self.state.epoch if ckpt is not None else None
         self.loggers = [CSVLogger(self.run_dir, resume_epoch=resume_epoch)] if dist.is_main else []
@@ -227,33 +134,14 @@ class Run:
         n_params = count_parameters(model)
         if dist.is_main:
             files.atomic_write_text(self.run_dir / "model.txt", f"{model}\n\nparameters: {n_params:,}\n")
-        say(f"trainkit {trainkit.__version__}  run dir: {self.run_dir}")
-        for line in describe_config(cfg, self.choices):
+        for line in header_lines(cfg, self.choices, self.run_dir, model, n_params, device, self.data, dist):
             say(line)
-        say(str(model))
-        why = self.data.info.get("loader_reason")
-        say(f"parameters: {n_params:,}   device: {device}   precision: {cfg.device.precision}   "
-            f"data: train {self.data.sizes['train']}, val {self.data.sizes['val']}, test {self.data.sizes['test']} "
-            f"({self.data.loader_kind} loader{': ' + why if why else ''})")
-        if dist.enabled:
-            bs = int(cfg.data.batch_size)
-            say(f"distributed: {dist.world_size} processes ({dist.backend}), data.batch_size={bs} "
-                f"per process, global batch {bs * dist.world_size}")
         if fallback:
             say(fallback, style="yellow")
         if self.loop.is_main:
-            if ckpt is None or not (self.run_dir / "config_resolved.yaml").exists():
-                record.write_resolved_config(self.run_dir, cfg)
-            if ckpt is None or not (self.run_dir / "record.json").exists():
-                record.write_record(self.run_dir, record.build_record(
-                    cfg=cfg, device=device, data=self.data, command=command,
-                    deterministic=bool(cfg.trainer.get("deterministic"))))
-            if ckpt is not None:
-                record.note_resume(
-                    self.run_dir, command=shlex.join(["trainkit", "train", *sys.argv[1:]]),
-                    checkpoint=str(self.resume_from), epoch=self.state.epoch, step=self.state.step,
-                    device=device,
-                )
+            resumed = None if ckpt is None else (self.resume_from, self.state.epoch, self.state.step)
+            record.write_run_files(self.run_dir, cfg, device=device, data=self.data, command=command,
+                                   resumed=resumed, argv=sys.argv[1:])
         if ckpt is not None:
             s = self.state
             where = f"end of epoch {s.epoch}"
@@ -267,49 +155,22 @@ class Run:
     def restore(self, path: Path) -> dict[str, Any]:
         """Load model, optimizer, scheduler, scaler and counters from a checkpoint (RNGs: end of setup)."""
         ckpt = ckpt_io.load(path, map_location=self.device)
-        try:
-            self.raw_model.load_state_dict(ckpt["model"])
-        except (RuntimeError, TypeError, AttributeError, KeyError) as exc:
-            from trainkit.evaluate import _brief  # eval words a misfit the same way
-
-            raise CheckpointError(
-                f"the weights in checkpoint '{path}' do not fit the model built from its config "
-                f"(model._target_={self.cfg.model.get('_target_')}): {_brief(exc)}; if the model's code changed, "
-                "restore it, or start a new run"
-            ) from None
-        self._warn_if_changed(ckpt, path)
+        load_weights(self.raw_model, ckpt["model"], path, self.cfg,
+                     "if the model's code changed, restore it, or start a new run")
+        for warning in changed_warnings(ckpt, path, self.raw_model):
+            say(warning, style="yellow")
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler is not None and ckpt.get("scheduler") is not None:
             self.scheduler.load_state_dict(ckpt["scheduler"])
-        if self.loop.scaler is not None and ckpt.get("scaler") is not None:
+        if ckpt.get("scaler"):  # None (older checkpoints) or {} (a disabled scaler): nothing to load
             self.loop.scaler.load_state_dict(ckpt["scaler"])
-        self.state = LoopState(
-            epoch=int(ckpt["epoch"]),
-            step=int(ckpt["step"]),
-            batch_in_epoch=int(ckpt.get("batch_in_epoch") or 0),
-            best_value=ckpt.get("best_value"),
-            best_epoch=ckpt.get("best_epoch"),
-            partial_sums=dict(ckpt.get("partial_sums") or {}),
-            epoch_lr=ckpt.get("epoch_lr"),
-        )
+        if not self.state.load_state_dict(ckpt) and self.early_stopping is not None:
+            self._replay_early_stopping()  # a checkpoint from before the counters were saved
         if not self.dist.is_main:  # the partial sums are all ranks' together: rank 0 carries them, once
             self.state.partial_sums = {k: 0.0 for k in self.state.partial_sums}
-        self._seen_step = self.state.step
-        self.earlier_time_s = float(ckpt.get("wall_time_s") or 0.0)
         if ckpt.get("rng") is None:
             raise TrainkitError(f"checkpoint '{path}' holds no RNG state, so the run cannot continue exactly")
         return ckpt
-
-    def _warn_if_changed(self, ckpt: dict[str, Any], path: Path) -> None:
-        """One yellow line each when the checkpoint was made by another trainkit or another model code."""
-        made_by = ckpt.get("trainkit_version")
-        if made_by is not None and str(made_by) != trainkit.__version__:
-            say(f"warning: {path} was written by trainkit {made_by}, this is {trainkit.__version__}; "
-                "the run continues, but numbers may differ from an uninterrupted run", style="yellow")
-        stored, now = ckpt.get("model_source_hash"), model_source_hash(self.raw_model)
-        if stored is not None and now is not None and stored != now:
-            say(f"warning: the code of {type(self.raw_model).__name__} changed since {path} was written; "
-                "the weights still fit, but the run may not continue as it began", style="yellow")
 
     def start_loggers(self, model: torch.nn.Module) -> None:
         """Build the `logger=` entries, hand them the config and graph, and hook the loop's log interval."""
@@ -324,40 +185,14 @@ class Run:
         for logger in self.loggers:
             logger.log_step(step, metrics)
 
-    def _check_data(self, model: torch.nn.Module) -> None:
-        """Labels in range and shapes that fit, before the first step rather than mid-epoch."""
-        for split in ("train", "val", "test"):
-            loader = getattr(self.data, split)
-            if getattr(loader, "kind", "") == "memory":
-                tensors = loader.tensors
-                if torch.is_floating_point(tensors[0]) and not bool(torch.isfinite(tensors[0]).all()):
-                    raise TrainkitError(f"the {split} inputs contain NaN or infinite values; clean the data first")
-                if len(tensors) > 1:
-                    self.task.check_targets(tensors[1], split)
-            else:
-                guards.check_loader_data(self.task, loader, split)
-        first = next(iter(self.data.val))
-        guards.check_finite_inputs(first[0], "val")
-        batch = tuple(t.to(self.device) for t in first)
-        sums = self.task.check_batch(model, self.criterion, batch)
-        check_monitor(self.task, sums, len(batch[0]), str(self.cfg.trainer.monitor))
-
     # ------------------------------------------------------------------ training
     def checkpoint_payload(self) -> dict[str, Any]:
-        s = self.state
         return {
             "model": self.raw_model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "scaler": self.loop.scaler.state_dict() if self.loop.scaler is not None else None,
-            "epoch": s.epoch,
-            "step": s.step,
-            "batch_in_epoch": s.batch_in_epoch,
-            "best_value": s.best_value,
-            "best_epoch": s.best_epoch,
-            "partial_sums": dict(s.partial_sums) if s.batch_in_epoch else {},
-            "epoch_lr": s.epoch_lr,
-            "wall_time_s": self.elapsed(),
+            "scaler": self.loop.scaler.state_dict(),  # {} for a disabled scaler
+            **self.state.state_dict(),
             "config": to_plain(self.cfg),
             "rng": ckpt_io.rng_state(),
             "trainkit_version": trainkit.__version__,
@@ -379,70 +214,47 @@ class Run:
         better = s.best_value is None or (value < s.best_value if cfg.monitor_mode == "min" else value > s.best_value)
         if better:
             s.best_value, s.best_epoch = value, int(row["epoch"])
+        es = self.early_stopping  # counted before the save, so last.pt carries this epoch's count
+        stop = es is not None and distributed.any_rank(es.update(value))  # every rank: the same decision
         if self.dist.is_main:  # every rank holds the same weights and metrics; rank 0 writes them
-            payload = self.checkpoint_payload()
-            if better:  # best.pt first: a kill between the two saves then redoes this epoch on resume
-                ckpt_io.atomic_save(payload, self.ckpt_dir / "best.pt")
-            ckpt_io.atomic_save(payload, self.ckpt_dir / "last.pt", keep_previous=True)
-        self.check_early_stop(value, int(row["epoch"]))  # every rank sees the same global metrics: same decision
-        parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}"]
-        parts += [f"train {k[6:]} {row[k]:.3f}" for k in row if k.startswith("train_") and k not in
-                  ("train_loss", "train_time_s", "train_samples_per_s")]
-        parts += [f"val loss {row['val_loss']:.4f}"]
-        parts += [f"val {k[4:]} {row[k]:.3f}" for k in row if k.startswith("val_") and k != "val_loss"]
-        parts += [f"lr {row['lr']:.3g}", f"time {row['train_time_s']:.2f} sec", f"{row['train_samples_per_s']:,.0f} samples/s"]
-        say(", ".join(parts) + (" *" if better else ""))
-        if self.stop_epoch is not None:
-            es = self.early_stopping
-            say(f"early stopping at epoch {self.stop_epoch}: {monitor} did not improve by more than {es.min_delta:g} "
-                f"for {es.wait} epoch(s) (patience {es.patience}); best {s.best_value:.4f} at epoch {s.best_epoch}")
+            # One torch.save; best.pt becomes the same file, linked before last.pt takes its name, so a
+            # kill in between leaves best.pt ahead and the resume redoes this epoch.
+            best = (self.ckpt_dir / "best.pt",) if better else ()
+            ckpt_io.atomic_save(self.checkpoint_payload(), self.ckpt_dir / "last.pt", keep_previous=True, also=best)
+        say(epoch_line(row, better))
+        if stop:  # after the epoch's checkpoints: last.pt is the epoch it stopped at
+            self.stop_epoch, s.stop = int(row["epoch"]), True
+            say(early_stop_line(es, monitor, self.stop_epoch, s.best_value, s.best_epoch))
 
     def stopped_early_before_resume(self) -> bool:
-        """A resumed run that early stopping had already ended (same patience): train no further epoch.
+        """A resumed run that early stopping had already ended (its counters say so): train no further epoch.
 
         Without this, resuming it (or a kill between its last.pt and its summary) trained one more epoch.
         """
         es, s = self.early_stopping, self.state
-        if es is None or self.resume_from is None or s.batch_in_epoch or s.epoch == 0 or es.seen:
+        if es is None or self.resume_from is None or s.batch_in_epoch or s.epoch == 0:
             return False
-        stop = False
-        if self.dist.is_main and (self.run_dir / "metrics.csv").is_file():
-            monitor = str(self.cfg.trainer.monitor)
-            es.replay(float(r[monitor]) for r in read_metrics(self.run_dir / "metrics.csv")
-                      if r["epoch"] <= s.epoch and r.get(monitor) is not None)
-            stop = es.wait >= es.patience
-        if distributed.any_rank(stop):
+        if distributed.any_rank(es.should_stop()):
             self.stop_epoch = s.epoch
             return True
         return False
 
-    def check_early_stop(self, value: float, epoch: int) -> None:
-        """After the epoch's checkpoints: count epochs without improvement; ask fit() to stop at patience."""
-        es = self.early_stopping
-        if es is None:
-            return
-        resumed = es.seen == 0 and epoch > 1 and (self.run_dir / "metrics.csv").is_file()
-        if resumed and self.dist.is_main:  # replay the epochs before the resume from rank 0's metrics.csv
+    def _replay_early_stopping(self) -> None:
+        """Old checkpoints hold no early-stopping counters: rebuild them from rank 0's metrics.csv."""
+        path = self.run_dir / "metrics.csv"
+        if self.dist.is_main and path.is_file():
             monitor = str(self.cfg.trainer.monitor)
-            es.replay(float(r[monitor]) for r in read_metrics(self.run_dir / "metrics.csv")
-                      if r["epoch"] < epoch and r.get(monitor) is not None)
-        if distributed.any_rank(es.update(value)):  # all ranks stop at the same epoch
-            self.stop_epoch = epoch
-            self.state.stop = True
+            self.early_stopping.replay(float(r[monitor]) for r in read_metrics(path)
+                                       if r["epoch"] <= self.state.epoch and r.get(monitor) is not None)
 
     def elapsed(self) -> float:
         """Wall time of the run so far, across resumes."""
-        return self.earlier_time_s + time.perf_counter() - self.start
+        return self.state.elapsed()
 
     def on_step_end(self, state: LoopState, sums: dict[str, torch.Tensor]) -> None:
-        """After every batch: mid-epoch checkpoints every trainer.checkpoint_every_n_steps optimizer steps."""
+        """After every optimizer step: a mid-epoch last.pt every trainer.checkpoint_every_n_steps steps."""
         self._sums = sums
-        self._at_boundary = state.step != self._seen_step
-        if not self._at_boundary:
-            return  # inside a gradient accumulation: not a point a run can stop or resume at
-        self._seen_step = state.step
-        every = self.cfg.trainer.get("checkpoint_every_n_steps")
-        if every and state.step % int(every) == 0:
+        if self._ckpt_every and state.step % self._ckpt_every == 0:
             self.save_mid_epoch()
         if self._signal_at is not None and state.step == self._signal_at[0]:
             os.kill(os.getpid(), self._signal_at[1])
@@ -506,7 +318,7 @@ class Run:
         for key, value in summary_numbers(report).items():
             summary.setdefault(key, value)
         if self.dist.is_main:
-            write_json(self.run_dir / "summary.json", summary)
+            files.write_json(self.run_dir / "summary.json", summary)
             self.log_summary(summary)
         say(f"run dir: {self.run_dir}")
         return summary
@@ -548,7 +360,7 @@ class Run:
             message = str(error).splitlines()[0] if str(error) else ""
             message = message or ("interrupted" if isinstance(error, KeyboardInterrupt) else "no message")
             summary = self.summary(status, f"{type(error).__name__}: {message}")
-            write_json(self.run_dir / "summary.json", summary)
+            files.write_json(self.run_dir / "summary.json", summary)
         except (OSError, TrainkitError):  # disk full or a planted link: the error itself is what to report
             return
         self.log_summary(summary)
@@ -570,7 +382,7 @@ class Run:
         if self.dist.is_main:
             if not finite:
                 say("the weights are NaN/inf: last.pt keeps the last good epoch", style="yellow")
-            write_json(self.run_dir / "summary.json", self.summary("interrupted"))
+            files.write_json(self.run_dir / "summary.json", self.summary("interrupted"))
         say(f"stopped by signal {self.stop.received or 'on another rank'} at epoch {self.state.epoch + 1}, "
             f"step {self.state.step}; saved {self.ckpt_dir / 'last.pt'}", style="yellow")
         distributed.barrier()  # no rank leaves before last.pt is on disk

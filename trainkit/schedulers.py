@@ -1,13 +1,24 @@
-"""Schedules torch does not ship in one piece: linear warm-up then cosine decay."""
+"""When a schedule steps (`step_schedule`), and schedules torch does not ship in one piece (warm-up then cosine)."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
 from trainkit.errors import ConfigError
+
+
+def step_schedule(scheduler: Any, interval: str, at: str, value: float | None = None) -> None:
+    """Step `scheduler` when it runs per `at` ('step' or 'epoch'); ReduceLROnPlateau reads the monitored value."""
+    if scheduler is None or interval != at:
+        return
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(value)
+    else:
+        scheduler.step()
 
 
 class WarmupCosine(LRScheduler):

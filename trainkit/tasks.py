@@ -31,13 +31,19 @@ class Task:
         self.out_features = out_features
 
     def step(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Forward one batch; return the mean loss and detached per-batch metric sums."""
+        """Forward one batch; return the mean loss and detached per-batch sums (the loss summed over the batch)."""
+        loss, sums = self.loss_and_sums(model, criterion, batch)
+        sums["loss"] = loss.detach() * len(batch[0])
+        return loss, sums
+
+    def loss_and_sums(
+        self, model: nn.Module, criterion: nn.Module, batch: Batch
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """What a task computes: forward, the mean loss, and its statistics' sums (what `finalize` reads)."""
         x, y = batch[0], batch[1]
         out = model(x)
         loss = criterion(out, y)
-        sums = self.batch_sums(out.detach(), y)  # detached: no autograd bookkeeping, cheaper than no_grad()
-        sums["loss"] = loss.detach() * len(y)
-        return loss, sums
+        return loss, self.batch_sums(out.detach(), y)  # detached: no autograd bookkeeping, cheaper than no_grad()
 
     def batch_sums(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         return {}
@@ -54,11 +60,12 @@ class Task:
         """Refuse a loss this task cannot feed, listing what fits (and which task the loss fits)."""
         name = type(criterion).__name__
         if self.losses and name not in self.losses and type(criterion).__module__.startswith("torch.nn"):
-            fitting = ", ".join(LOSS_OPTIONS.get(loss, loss) for loss in self.losses)
-            option = LOSS_OPTIONS.get(name, name)
+            options = loss_options()
+            fitting = ", ".join(options.get(loss, loss) for loss in self.losses)
+            option = options.get(name, name)
             homes = tasks_for_loss(name)
             where = f"; loss={option} fits task={' or task='.join(homes)}" if homes else ""
-            first = LOSS_OPTIONS.get(self.losses[0], self.losses[0])
+            first = options.get(self.losses[0], self.losses[0])
             raise ConfigError(
                 f"loss={option} ({name}) does not fit task={self.name}; losses that fit task={self.name}: {fitting}"
                 f"{where} (a loss picks its task by itself: loss={first} alone selects task={self.name})"
@@ -98,14 +105,13 @@ class Classification(Task):
     metrics = ("acc",)
     losses = ("CrossEntropyLoss", "NLLLoss", "MultiMarginLoss")
 
-    def step(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss_and_sums(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x, y = batch[0], batch[1]
         out = model(x)
         # NLLLoss reads log-probabilities: the task gives it log_softmax of the model's logits.
         loss = criterion(torch.log_softmax(out, dim=1) if isinstance(criterion, nn.NLLLoss) else out, y)
         with torch.no_grad():
             sums = {"correct": (out.argmax(dim=1) == y).sum()}
-        sums["loss"] = loss.detach() * len(y)
         return loss, sums
 
     def check_output(self, out: torch.Tensor, y: torch.Tensor) -> None:
@@ -150,7 +156,7 @@ class Regression(Task):
     metrics = ("mae", "rmse")
     losses = ("MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss")
 
-    def step(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss_and_sums(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out = model(batch[0])
         y = batch[1]
         y = (y.unsqueeze(1) if y.dim() == 1 else y).to(out.dtype)
@@ -158,7 +164,6 @@ class Regression(Task):
         with torch.no_grad():
             err = (out - y).flatten(1)
             sums = {"abs_err": _sum_to(err.abs().mean(1)), "sq_err": _sum_to(err.square().mean(1))}
-        sums["loss"] = loss.detach() * len(y)
         return loss, sums
 
     def finalize(self, sums: dict[str, float]) -> dict[str, float]:
@@ -194,7 +199,7 @@ class Binary(Task):
             raise ConfigError(f"task.output={output} must be logit or probability")
         self.output = output
 
-    def step(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss_and_sums(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out = model(batch[0]).reshape(len(batch[0]), -1)[:, 0]
         positive = batch[1].reshape(-1) > 0  # 0/1 and -1/+1 targets alike
         if isinstance(criterion, nn.BCELoss):
@@ -209,7 +214,6 @@ class Binary(Task):
         with torch.no_grad():
             predicted = out > (0.5 if self.output == "probability" else 0.0)
             sums = {"correct": (predicted == positive).sum()}
-        sums["loss"] = loss.detach() * len(out)
         return loss, sums
 
     def report_batch(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -301,7 +305,7 @@ class Multilabel(Task):
         """(scores, 0/1 label matrix) for the test report (trainkit.metrics), whatever the loss took."""
         return model(batch[0]), self.targets(batch[1]).long()
 
-    def step(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss_and_sums(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out = model(batch[0])
         hot = self.targets(batch[1])
         if isinstance(criterion, nn.MultiLabelMarginLoss):
@@ -318,7 +322,6 @@ class Multilabel(Task):
             per_label = right.sum(0)
             for i, name in enumerate(self.labels):
                 sums[f"right_{name}"] = per_label[i]
-        sums["loss"] = loss.detach() * len(out)
         return loss, sums
 
     def finalize(self, sums: dict[str, float]) -> dict[str, float]:
@@ -360,19 +363,16 @@ class SoftTargets(Task):
         one_hot = nn.functional.one_hot(y, classes).to(dtype)
         return one_hot * (1.0 - self.smoothing) + self.smoothing / classes
 
-    def step(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss_and_sums(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out = model(batch[0])
         log_probs = torch.log_softmax(out, dim=1)
         target = self.distribution(batch[1], out.shape[1], log_probs.dtype)
+        hard = target.argmax(1)  # log is monotone: the same argmax either way
         if getattr(criterion, "log_target", False):
             target = target.clamp_min(1e-12).log()
-            hard = target.argmax(1)
-        else:
-            hard = target.argmax(1)
         loss = criterion(log_probs, target)
         with torch.no_grad():
             sums = {"correct": (out.argmax(1) == hard).sum()}
-        sums["loss"] = loss.detach() * len(out)
         return loss, sums
 
     def check_output(self, out: torch.Tensor, y: torch.Tensor) -> None:
@@ -415,7 +415,7 @@ class Pairs(Task):
         super().__init__(out_features)
         self.threshold = float(threshold)
 
-    def step(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss_and_sums(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x, y = batch[0], batch[1]
         emb = model(x).flatten(1)  # one forward: the pairs share it, as a siamese net shares weights
         pos, neg = batch_partners(y)
@@ -434,7 +434,6 @@ class Pairs(Task):
             loss = criterion(e1, e2, sign)
         with torch.no_grad():
             sums = {"correct": ((cos.detach() > self.threshold) == same).sum()}
-        sums["loss"] = loss.detach() * len(y)
         return loss, sums
 
     def finalize(self, sums: dict[str, float]) -> dict[str, float]:
@@ -456,7 +455,7 @@ class Triplets(Task):
     metrics = ("acc",)
     losses = ("TripletMarginLoss", "TripletMarginWithDistanceLoss")
 
-    def step(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss_and_sums(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x, y = batch[0], batch[1]
         emb = model(x).flatten(1)
         pos, neg = batch_partners(y)
@@ -466,7 +465,6 @@ class Triplets(Task):
             d_pos = nn.functional.pairwise_distance(emb, positive)
             d_neg = nn.functional.pairwise_distance(emb, negative)
             sums = {"correct": (d_pos < d_neg).sum()}
-        sums["loss"] = loss.detach() * len(y)
         return loss, sums
 
     def check_output(self, out: torch.Tensor, y: torch.Tensor) -> None:
@@ -507,7 +505,7 @@ class Sequence(Task):
         super().__init__(out_features)
         self.blank = int(blank)
 
-    def step(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss_and_sums(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x, targets, lengths = batch[0], batch[1], batch[2]
         out = model(x)
         n, t = out.shape[0], out.shape[1]
@@ -516,7 +514,6 @@ class Sequence(Task):
         loss = criterion(log_probs, targets, input_lengths, lengths)
         with torch.no_grad():
             sums = {"correct": self.exact_matches(out.argmax(2), targets, lengths)}
-        sums["loss"] = loss.detach() * n
         return loss, sums
 
     def exact_matches(self, best: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -574,15 +571,23 @@ TASKS: dict[str, type[Task]] = {
     for cls in (Classification, Regression, Binary, Multilabel, SoftTargets, Pairs, Triplets, Sequence)
 }
 
-# torch loss class -> the loss= option that builds it (for messages that say what to type).
-LOSS_OPTIONS = {
-    "CrossEntropyLoss": "cross_entropy", "NLLLoss": "nll", "MultiMarginLoss": "multi_margin",
-    "MSELoss": "mse", "L1Loss": "l1", "SmoothL1Loss": "smooth_l1", "HuberLoss": "huber",
-    "BCELoss": "bce", "BCEWithLogitsLoss": "bce_with_logits", "SoftMarginLoss": "soft_margin",
-    "MultiLabelMarginLoss": "multilabel_margin", "MultiLabelSoftMarginLoss": "multilabel_soft_margin",
-    "KLDivLoss": "kl_div", "MarginRankingLoss": "margin_ranking", "CosineEmbeddingLoss": "cosine_embedding",
-    "HingeEmbeddingLoss": "hinge_embedding", "TripletMarginLoss": "triplet_margin", "CTCLoss": "ctc",
-}
+_LOSS_OPTIONS: dict[str, str] = {}
+
+
+def loss_options() -> dict[str, str]:
+    """torch loss class -> the loss= option that builds it (for messages that say what to type).
+
+    Read from the `_target_: torch.nn.X` line of each configs/loss/*.yaml, so a new loss option
+    needs no second entry here.
+    """
+    if not _LOSS_OPTIONS:
+        from trainkit.config import config_dir
+
+        for path in sorted((config_dir() / "loss").glob("*.yaml")):
+            for line in path.read_text().splitlines():
+                if line.startswith("_target_:"):
+                    _LOSS_OPTIONS[line.split(":", 1)[1].strip().rpartition(".")[2]] = path.stem
+    return _LOSS_OPTIONS
 
 
 def check_monitor(task: Any, sums: Any, count: int, monitor: str) -> None:
@@ -603,6 +608,3 @@ def tasks_for_loss(loss_name: str) -> list[str]:
     """The task names whose `losses` include the torch loss class `loss_name`."""
     return [name for name, cls in TASKS.items() if loss_name in cls.losses]
 
-
-def describe(task: Any) -> str:
-    return getattr(task, "name", type(task).__name__)

@@ -1,4 +1,4 @@
-"""Turn `cfg.data` into splits and loaders; fill in what the model must know about the data."""
+"""Turn `cfg.data` into splits and loaders, and say what the model must know about the data (`Data.facts`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from trainkit.data.loaders import TensorLoader, TorchLoader
@@ -29,6 +29,7 @@ class Data:
     fingerprint: str
     info: dict[str, Any] = field(default_factory=dict)
     train_split: Any = None  # the training Dataset (class counts for loss.weight=auto)
+    facts: dict[str, Any] = field(default_factory=dict)  # input_shape, num_classes, target_dim: for the builder
 
 
 def split_indices(n: int, fractions: list[float], seed: int) -> list[torch.Tensor]:
@@ -298,11 +299,7 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
     skipped = int(raw.get("skipped_files") or 0) if isinstance(raw, dict) else 0
     converted = _fit_inputs(splits, cfg)
     _check_labels(splits, cfg)
-    info = _infer_info(splits["train"])
-    with open_dict(d):  # data-derived facts reach the model by interpolation (${data.num_classes})
-        for key, value in info.items():
-            if d.get(key) is None and value is not None:
-                d[key] = value
+    facts = {k: v for k, v in _infer_info(splits["train"]).items() if v is not None and d.get(k) is None}
 
     budget_mb = float(d.memory_budget_mb)
     nbytes = sum(dataset_nbytes(ds) for ds in splits.values())
@@ -355,4 +352,4 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
         reason += f"; skipped {skipped} bad image file{'s' if skipped != 1 else ''} (data.skip_bad_files=true)"
     sizes = {k: len(v) for k, v in splits.items()}
     return Data(train, val, test, choice, sizes, fingerprint, info={"bytes": nbytes, "loader_reason": reason},
-                train_split=splits["train"])
+                train_split=splits["train"], facts=facts)
