@@ -10,8 +10,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from trainkit import __version__
 from trainkit.errors import TrainkitError, debug_enabled, report, suggest
+from trainkit.version import __version__
 
 USAGE = f"""trainkit {__version__}: train PyTorch models from composed YAML configs.
 

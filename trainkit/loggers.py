@@ -203,8 +203,8 @@ def build_loggers(cfg: Any, run_dir: Path, into: list[Logger]) -> list[Logger]:
     """
     from omegaconf import DictConfig
 
-    from trainkit.build import instantiate_group
     from trainkit.errors import ConfigError
+    from trainkit.instantiate import instantiate_group
 
     node = cfg.get("logger")
     if not isinstance(node, DictConfig):

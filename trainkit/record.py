@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import trainkit
 from trainkit.files import atomic_write_text
+from trainkit.version import __version__
 
 
 def versions() -> dict[str, Any]:
@@ -23,7 +23,7 @@ def versions() -> dict[str, Any]:
     import torch
 
     out: dict[str, Any] = {
-        "trainkit": trainkit.__version__,
+        "trainkit": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,  # the CUDA torch was built with (None on CPU-only builds)
