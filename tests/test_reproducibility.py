@@ -267,7 +267,7 @@ def test_optuna_and_joblib_configs_compose() -> None:
 
 
 def test_signal_sets_a_flag_instead_of_stopping_mid_step() -> None:
-    from trainkit.resume import StopOnSignal
+    from trainkit.signals import StopOnSignal
 
     stopper = StopOnSignal()
     stopper.install()

@@ -12,9 +12,7 @@ import contextlib
 import os
 import shlex
 import shutil
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainkit.errors import ConfigError, TrainkitError
+from trainkit.signals import RunInterrupted, StopOnSignal
 
 # Overrides a resumed run may take: they change how long it runs, what it logs and how fast it loads
 # data, never the numbers it computes. Anything else would silently continue a different run.
@@ -41,15 +40,6 @@ SAFE_KEYS = (
     "trainer.early_stopping.min_delta",
 )
 SAFE_GROUPS = ("logger", "metrics")  # where metrics go; which test metrics are reported
-
-
-class RunInterrupted(Exception):
-    """Ctrl-C or SIGTERM stopped the run after a step and wrote last.pt; exit 128 + signal number."""
-
-    def __init__(self, message: str, signum: int) -> None:
-        super().__init__(message)
-        self.signum = signum
-        self.exit_code = 128 + signum
 
 
 # --------------------------------------------------------------------------- resume=
@@ -443,74 +433,3 @@ def prepare_parallel_job(cfg: DictConfig, hc: Any) -> None:
 def default_mp_context() -> str:
     """fork where it exists and is safe (Linux), else spawn."""
     return "fork" if sys.platform.startswith("linux") else "spawn"
-
-
-# --------------------------------------------------------------------------- signals
-
-
-class StopOnSignal:
-    """SIGINT/SIGTERM set a flag; the loop stops at the next step boundary. A second signal aborts.
-
-    Outside the loop (set-up, the test) there is no step to finish: while `immediate` holds a
-    message, a signal raises RunInterrupted at once, so the run still ends as `interrupted`
-    with a summary and exit 128 + signal.
-    """
-
-    SIGNALS = ("SIGINT", "SIGTERM")
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self.immediate: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def install(self, immediate: str | None = None) -> None:
-        self.immediate = immediate
-        if self._previous or threading.current_thread() is not threading.main_thread():
-            return  # installed already; signal handlers live in the main thread only
-        for name in self.SIGNALS:
-            sig = getattr(signal, name, None)
-            if sig is None:
-                continue
-            with contextlib.suppress(ValueError, OSError):
-                self._previous[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.signum is not None:  # second Ctrl-C: stop now, without a checkpoint
-            self.restore()
-            raise KeyboardInterrupt
-        self.signum = signum
-        if self.immediate is not None:
-            where, self.immediate = self.immediate, None
-            raise RunInterrupted(f"{signal.Signals(signum).name}: stopped {where}", signum)
-        print(
-            f"\n{signal.Signals(signum).name}: finishing the current step, then writing last.pt "
-            "(send it again to stop at once)",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    @property
-    def requested(self) -> bool:
-        return self.signum is not None
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            with contextlib.suppress(ValueError, OSError, TypeError):
-                signal.signal(sig, handler)
-        self._previous.clear()
-
-
-def injected_signal() -> tuple[int | str, int] | None:
-    """TRAINKIT_TEST_SIGNAL=STEP:NAME sends this process signal NAME right after optimizer step STEP.
-
-    STEP may also be a phase outside the loop: `setup` (start of set-up), `end` (after the last
-    epoch), `test` (before the test). Fault injection for the interruption tests (a real signal at
-    an exact point); unset in normal use.
-    """
-    spec = os.environ.get("TRAINKIT_TEST_SIGNAL")
-    if not spec:
-        return None
-    step, _, name = spec.partition(":")
-    name = name.upper()
-    signum = int(getattr(signal, name if name.startswith("SIG") else "SIG" + name))
-    return (int(step) if step.isdigit() else step), signum

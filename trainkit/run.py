@@ -41,7 +41,8 @@ from trainkit.loop import Loop, LoopState, evaluate, fit, read_sums
 from trainkit.metrics import summary_numbers, write_test_report
 from trainkit.monitor import describe as describe_monitor
 from trainkit.perf import compile_model, peak_memory, wants_channels_last
-from trainkit.resume import RunInterrupted, StopOnSignal, injected_signal, resume_command
+from trainkit.resume import resume_command
+from trainkit.signals import RunInterrupted, StopOnSignal, injected_signal
 from trainkit.tasks import check_monitor
 
 
