@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
 
 from trainkit.errors import TrainkitError, debug_enabled, report, suggest
+from trainkit.job import Runs, run_hydra
 from trainkit.version import __version__
 
 USAGE = f"""trainkit {__version__}: train PyTorch models from composed YAML configs.
@@ -137,9 +137,17 @@ def preflight(overrides: list[str], config_dir: str | None, multirun: bool) -> N
 
 
 def cmd_train(args: list[str]) -> int:
+    runs = train_runs(args)
+    if runs.stopped is not None:  # a failed or interrupted run: its exit code, as the shell sees it
+        raise SystemExit(runs.stopped)
+    return runs.exit_code
+
+
+def train_runs(args: list[str]) -> Runs:
+    """`trainkit train ARGS` up to what its runs returned (the Python API's train() reads it too)."""
     if any(a in ("-h", "--help") for a in args):
         print(TRAIN_HELP)
-        return 0
+        return Runs()
     from trainkit.config import prepare_overrides
     from trainkit.preflight import run_mode
     from trainkit.resume import split_resume
@@ -162,7 +170,7 @@ def cmd_train(args: list[str]) -> int:
     return run_hydra(args)
 
 
-def resume_train(spec: str, args: list[str]) -> int:
+def resume_train(spec: str, args: list[str]) -> Runs:
     """`trainkit train resume=RUN_DIR [safe overrides]`: continue the run in its own directory."""
     from trainkit.resume import plan
 
@@ -189,68 +197,6 @@ def resume_train(spec: str, args: list[str]) -> int:
             rest.append(a)
     resume = plan(spec, rest, allow=allow, allow_loggers=allow_loggers)  # takes the run directory's lock (run_hydra gives it back)
     return run_hydra(resume.hydra_args(), resume=resume)
-
-
-def run_hydra(args: list[str], resume: Any = None) -> int:
-    """Run the Hydra app (run or multirun) with our task function."""
-    import hydra
-
-    from trainkit.config import config_dir
-    from trainkit.rundir import enable_claims
-
-    enable_claims()  # this process starts runs: claim their directories atomically
-
-    if debug_enabled():
-        os.environ["HYDRA_FULL_ERROR"] = "1"
-    exit_code = 0
-
-    def task(cfg):  # type: ignore[no-untyped-def]
-        nonlocal exit_code
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
-        from trainkit.resume import RunInterrupted, run_task
-
-        hc = HydraConfig.get()
-        multirun = hc.mode == RunMode.MULTIRUN
-        try:
-            summary = run_task(cfg, resume)
-        except RunInterrupted as exc:  # Ctrl-C / SIGTERM: last.pt written; stop the whole sweep too
-            print(f"trainkit: {exc}", file=sys.stderr)
-            if multirun:
-                print("to finish the sweep, re-run it with trainer.skip_done=true "
-                      f"hydra.sweep.dir={hc.sweep.dir}", file=sys.stderr)
-            raise SystemExit(exc.exit_code) from None
-        except TrainkitError as exc:
-            if debug_enabled():
-                raise
-            code = report(exc)
-            if not multirun:
-                raise SystemExit(code) from None
-            exit_code = 1
-            return float("nan")
-        except Exception:  # our bug: its traceback, but the sweep's other jobs still run
-            if not multirun or debug_enabled():
-                raise
-            import traceback
-
-            traceback.print_exc()
-            exit_code = 1
-            return float("nan")
-        value = summary.get("best_value")
-        return float("nan") if value is None else value
-
-    main_fn = hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")(task)
-    saved = sys.argv
-    sys.argv = ["trainkit", *args]
-    try:
-        main_fn()
-    finally:
-        sys.argv = saved
-        from trainkit import owner
-
-        owner.release_all()  # the run-directory locks this run took, however it ended
-    return exit_code
 
 
 def cmd_eval(args: list[str]) -> int:
@@ -438,7 +384,7 @@ def complete(args: list[str]) -> int:
     """Answer bash's completion query for `trainkit <cmd> ...` (see trainkit.completion)."""
     from trainkit.completion import query
 
-    return query(args, run_hydra)
+    return query(args, list(COMMANDS), lambda hydra_args: run_hydra(hydra_args).exit_code)
 def cmd_report(args: list[str]) -> int:
     from trainkit.report import cmd_report as report_command
 

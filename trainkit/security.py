@@ -58,6 +58,7 @@ DENIED: tuple[str, ...] = (
     "trainkit.api.",
     "trainkit.checkpoint.",
     "trainkit.cli.",
+    "trainkit.job.",
     "trainkit.run.",
     "trainkit.security.",
 )
