@@ -164,9 +164,11 @@ def train_runs(args: list[str]) -> Runs:
         flags = (["-m"] if multirun else []) + (["--config-dir", config_dir] if config_dir else [])
         args = [*flags, *overrides]
         if "RANK" in os.environ and "WORLD_SIZE" in os.environ:  # torchrun: one run dir for all ranks
+            from trainkit.config import compose
             from trainkit.distributed import torchrun_hydra_args
 
-            args = torchrun_hydra_args(args, overrides, config_dir, multirun)
+            cfg = None if multirun else compose(overrides, user_config_dir=config_dir)  # a sweep is refused
+            args = torchrun_hydra_args(args, cfg, multirun)
     return run_hydra(args)
 
 

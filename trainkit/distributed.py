@@ -144,14 +144,13 @@ def _hydra_quote(path: str) -> str:
     return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def torchrun_hydra_args(
-    args: list[str], overrides: list[str], user_config_dir: str | None, multirun: bool
-) -> list[str]:
+def torchrun_hydra_args(args: list[str], cfg: Any, multirun: bool = False) -> list[str]:
     """Join the process group before Hydra starts; ranks > 0 get rank 0's run directory.
 
     Rank 0 returns `args` unchanged: Hydra makes the directory as usual and `setup_run` broadcasts
     its path. The other ranks block here until it arrives, then run Hydra inside that directory
-    without writing a `.hydra/` or a log file of their own.
+    without writing a `.hydra/` or a log file of their own. `cfg` is the run's composed config
+    (the CLI composes it; its device and strategy pick the backend); a sweep is refused before it is read.
     """
     global _DIR_PENDING
     if multirun:
@@ -159,9 +158,6 @@ def torchrun_hydra_args(
             "-m (a sweep) cannot run under torchrun: every job would share the process group; run one "
             "torchrun per job, or sweep with hydra/launcher=submitit_slurm (each job gets its own processes)"
         )
-    from trainkit.config import compose
-
-    cfg = compose(overrides, user_config_dir=user_config_dir)
     strategy = str(cfg.trainer.get("strategy", "auto"))
     dist_info = init(str(cfg.device.type), strategy)
     if dist_info.is_main:
