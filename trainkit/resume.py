@@ -8,9 +8,7 @@ already trained puts the data exactly where it was.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shlex
 import shutil
 import sys
 from collections.abc import Sequence
@@ -21,6 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainkit.errors import ConfigError, TrainkitError
+from trainkit.record import resume_command  # noqa: F401 - where run.py and the tests find it
 
 # Overrides a resumed run may take: they change how long it runs, what it logs and how fast it loads
 # data, never the numbers it computes. Anything else would silently continue a different run.
@@ -268,32 +267,3 @@ def _choices(run_dir: Path) -> dict[str, str]:
         return {str(k): str(v) for k, v in choices.items() if isinstance(v, str) or v is None}
     except Exception:
         return {}
-
-
-def resume_command(run_dir: Path | str, cfg: Any = None) -> str:
-    """The command that continues `run_dir` (relative to the current directory when it is below it).
-
-    With the run's config, it also allows its own `_target_`s (a model of the user's, from --config-dir)
-    that resume= would otherwise refuse as foreign code, and its own remote logger (--allow-loggers).
-    """
-    from trainkit.security import allow_entry, is_allowed, iter_targets
-
-    path = Path(run_dir).resolve()
-    with contextlib.suppress(ValueError):
-        path = path.relative_to(Path.cwd())
-    allow: list[str] = []
-    flags: list[str] = []
-    if cfg is not None:
-        from trainkit.config import to_plain
-        from trainkit.loggers import stored_logger_problem
-
-        plain = to_plain(cfg) if isinstance(cfg, DictConfig) else cfg
-        for _, target in iter_targets(plain):
-            if isinstance(target, str) and not is_allowed(target):
-                entry = allow_entry(target)
-                if entry not in allow:
-                    allow.append(entry)
-        node = OmegaConf.create({"logger": plain.get("logger")}) if isinstance(plain, dict) else None
-        if node is not None and stored_logger_problem(node) and not stored_logger_problem(node, allow_remote=True):
-            flags.append("--allow-loggers")  # the run's own MLflow server
-    return shlex.join(["trainkit", "train", f"resume={path}", *(a for p in allow for a in ("--allow", p)), *flags])
