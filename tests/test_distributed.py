@@ -192,7 +192,7 @@ def test_torchrun_environment_makes_a_gloo_group_and_rank0_shares_the_run_dir(
     assert distributed.launched_by_torchrun()
     try:
         args = ["trainer.epochs=1", "device=cpu"]
-        assert distributed.torchrun_hydra_args(args, args, None, multirun=False) == args  # rank 0: Hydra as usual
+        assert distributed.torchrun_hydra_args(args, compose(args), multirun=False) == args  # rank 0: Hydra as usual
         info = distributed.info()
         assert (info.backend, info.rank, info.world_size, info.device) == ("gloo", 0, 1, torch.device("cpu"))
         distributed.share_run_dir(tmp_path)  # the broadcast the other ranks wait for
@@ -209,7 +209,7 @@ def test_torchrun_environment_makes_a_gloo_group_and_rank0_shares_the_run_dir(
 
 def test_sweep_under_torchrun_is_refused_before_joining_a_group() -> None:
     with pytest.raises(TrainkitError, match="-m .*cannot run under torchrun"):
-        distributed.torchrun_hydra_args(["-m", "optim.lr=0.1,0.2"], ["optim.lr=0.1,0.2"], None, multirun=True)
+        distributed.torchrun_hydra_args(["-m", "optim.lr=0.1,0.2"], compose(["optim.lr=0.1"]), multirun=True)
 
 
 def test_strategy_ddp_without_torchrun_says_how_to_launch(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -267,7 +267,7 @@ def test_optuna_and_joblib_configs_compose() -> None:
 
 
 def test_signal_sets_a_flag_instead_of_stopping_mid_step() -> None:
-    from trainkit.resume import StopOnSignal
+    from trainkit.signals import StopOnSignal
 
     stopper = StopOnSignal()
     stopper.install()
@@ -333,7 +333,7 @@ def test_record_has_git_commit_and_dirty_flag(tmp_path: Path) -> None:
 def test_parallel_launcher_job_gets_its_gpu_and_a_worker_start_method(monkeypatch: pytest.MonkeyPatch) -> None:
     from omegaconf import OmegaConf
 
-    from trainkit.resume import prepare_parallel_job
+    from trainkit.job import prepare_parallel_job
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)

@@ -11,7 +11,7 @@ import types
 import warnings
 from typing import Any
 
-__version__ = "0.1.0"
+from trainkit.version import __version__
 
 # configs/hydra/launcher/submitit_*.yaml keep the submitit plugin's names (`hydra/launcher=submitit_slurm`
 # gets trainkit's defaults). Hydra 1.3 checks them against the plugin's schema of the same name (good) but

@@ -7,36 +7,11 @@ error raises TrainkitError instead of ending the interpreter.
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from trainkit.errors import TrainkitError
-
-
-@contextlib.contextmanager
-def _capture_runs(results: list[dict[str, Any]], errors: list[BaseException]) -> Iterator[None]:
-    """Record what each run returns (or raises) while the CLI's Hydra task function runs it."""
-    import trainkit.run as run_module
-
-    original = run_module.train
-
-    def recording_train(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        try:
-            summary = original(*args, **kwargs)
-        except BaseException as exc:
-            errors.append(exc)
-            raise
-        results.append(summary)
-        return summary
-
-    run_module.train = recording_train
-    try:
-        yield
-    finally:
-        run_module.train = original
 
 
 def train(overrides: list[str] | None = None, config_dir: str | None = None) -> dict[str, Any]:
@@ -46,7 +21,7 @@ def train(overrides: list[str] | None = None, config_dir: str | None = None) -> 
     directory); its path is in the summary's `run_dir`. Raises TrainkitError for a config or data
     mistake, with the message the CLI would print.
     """
-    from trainkit.cli import cmd_train
+    from trainkit.cli import train_runs
 
     args = list(overrides or [])
     if any(a in ("-m", "--multirun") for a in args):
@@ -55,24 +30,21 @@ def train(overrides: list[str] | None = None, config_dir: str | None = None) -> 
         )
     if config_dir is not None:
         args = ["--config-dir", str(config_dir), *args]
-    results: list[dict[str, Any]] = []
-    errors: list[BaseException] = []
-    with _capture_runs(results, errors):
-        try:
-            cmd_train(args)
-        except SystemExit as exc:  # the CLI reports a failed run and exits; a function should raise
-            if errors:
-                raise errors[-1] from None
-            raise TrainkitError(
-                f"trainkit train stopped with exit code {exc.code}", exit_code=int(exc.code or 1)
-            ) from None
-    if errors:
-        raise errors[-1]
-    if not results:
+    try:
+        runs = train_runs(args)
+    except SystemExit as exc:  # Hydra itself exits (a flag it refuses); a function should raise
+        raise TrainkitError(
+            f"trainkit train stopped with exit code {exc.code}", exit_code=int(exc.code or 1)
+        ) from None
+    if runs.errors:  # the CLI reports a failed run and exits; a function raises its error
+        raise runs.errors[-1]
+    if runs.stopped:
+        raise TrainkitError(f"trainkit train stopped with exit code {runs.stopped}", exit_code=runs.stopped)
+    if not runs.summaries:
         raise TrainkitError(
             "trainkit train finished without a run (was --cfg or --help among the overrides?)"
         )
-    summary = results[-1]
+    summary = runs.summaries[-1]
     # What summary.json holds, as plain JSON types (paths and numpy scalars become str/float).
     path = Path(summary.get("run_dir", "")) / "summary.json"
     if path.is_file():

@@ -2,93 +2,17 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from trainkit.build_extras import check_sparse, fill_steps, loss_weight, param_groups
-from trainkit.errors import ConfigError, TrainkitError, suggest
+from trainkit.errors import ConfigError
+from trainkit.instantiate import instantiate_group
+from trainkit.instantiate import resolve_target as _resolve_target
 from trainkit.models.init import apply_init
-
-# Keys of a group that steer trainkit rather than being passed to the `_target_`.
-RESERVED = {
-    "model": ("init",),
-    "optim": ("param_groups",),
-    "scheduler": ("interval",),
-    "loss": (),
-    "task": ("monitor", "monitor_mode"),
-}
-
-
-def _target_kwargs(group: str, node: DictConfig) -> dict[str, Any]:
-    """The group's keys minus trainkit's own, resolved to plain data."""
-    plain = OmegaConf.to_container(node, resolve=True)
-    assert isinstance(plain, dict)
-    for key in RESERVED.get(group, ()):
-        plain.pop(key, None)
-    return plain
-
-
-def _resolve_target(group: str, path: str) -> Any:
-    # get_method takes classes and functions alike (get_class logs an error for a function).
-    try:
-        return get_method(path)
-    except Exception:
-        raise ConfigError(
-            f"{group}._target_={path} cannot be imported; check the spelling and that its package is installed "
-            "(for a module of your own, run from its folder with PYTHONPATH=.)"
-        ) from None
-
-
-def _check_signature(group: str, target: Any, kwargs: dict[str, Any], provided: tuple[str, ...] = ()) -> None:
-    """Name a misspelt argument before the run starts, as hydra-zen's builds() does."""
-    try:
-        sig = inspect.signature(target)
-    except (TypeError, ValueError):
-        return
-    params = sig.parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return
-    for key in kwargs:
-        if key.startswith("_") or key in params:
-            continue
-        # A built-in option's keys stay when only _target_ changes: say how to drop this one.
-        drop = (
-            f"'~{group}.{key}'" if kwargs[key] is not None
-            else f"'~{group}' '+{group}._target_=...' with the keys you need"
-        )
-        raise ConfigError(
-            f"{group}.{key} is not an argument of {getattr(target, '__qualname__', target)}"
-            f"{suggest(key, params)}; its arguments: {', '.join(k for k in params if k not in provided and k != 'self')}"
-            f" (to drop the key: {drop})"
-        )
-
-
-def instantiate_group(group: str, node: DictConfig, *args: Any, **extra: Any) -> Any:
-    """Instantiate `cfg.<group>` with a clear error naming the group when it fails."""
-    kwargs = _target_kwargs(group, node)
-    target_path = kwargs.get("_target_")
-    if not target_path:
-        raise ConfigError(f"{group} has no _target_; set {group}._target_=package.Class")
-    target = _resolve_target(group, str(target_path))
-    _check_signature(group, target, {k: v for k, v in kwargs.items() if k != "_target_"}, tuple(extra))
-    try:
-        # _convert_=all: plain lists reach the target (a ListConfig in optimizer state breaks weights_only loads).
-        extra.setdefault("_convert_", "all")  # callers may pass it too (data/build.py does)
-        return instantiate(kwargs, *args, **extra)
-    except InstantiationException as exc:
-        cause = exc.__cause__
-        if isinstance(cause, TrainkitError):
-            raise cause from exc
-        reason = str(cause).splitlines()[0] if cause else str(exc).splitlines()[-1]
-        raise ConfigError(f"cannot build {group} ({target_path}): {reason}") from exc
-    except TrainkitError:
-        raise
 
 
 def resolve_device(cfg: DictConfig) -> torch.device:

@@ -5,7 +5,6 @@ Both answer without torch: `ls` only reads the config folders, `show` only compo
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -206,33 +205,3 @@ def show(overrides: list[str], user_config_dir: str | None = None, as_yaml: bool
     validate(cfg)
     if not as_yaml:  # after validate: a bad trainer.monitor_mode gets its one-line error, not a line here
         print(f"monitor: {describe_monitor(cfg, choices.get('task'))}")
-
-
-def split_config_dir(args: list[str]) -> tuple[list[str], str | None, list[str]]:
-    """Pull `--config-dir DIR` (or `-cd DIR`, `--config-dir=DIR`) out of args; return (rest, dir, flags)."""
-    import os
-
-    rest: list[str] = []
-    flags: list[str] = []
-    user_dir: str | None = None
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a in ("--config-dir", "-cd"):
-            if i + 1 >= len(args):
-                raise ConfigError(f"{a} needs a directory: {a} DIR")
-            user_dir = args[i + 1]
-            i += 2
-            continue
-        if a.startswith("--config-dir="):
-            user_dir = a.split("=", 1)[1]
-        elif re.match(r"^-{1,2}[a-zA-Z]", a):
-            flags.append(a)
-        else:
-            rest.append(a)
-        i += 1
-    if user_dir is not None and not os.path.isdir(user_dir):
-        raise ConfigError(
-            f"--config-dir {user_dir} is not a directory; give the folder that holds your config groups"
-        )
-    return rest, user_dir, flags

@@ -5,13 +5,14 @@ Nothing here imports torch at start-up, so `trainkit --help`, `ls` and `show` an
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
 
-from trainkit import __version__
 from trainkit.errors import TrainkitError, debug_enabled, report, suggest
+from trainkit.job import Runs, run_hydra
+from trainkit.version import __version__
 
 USAGE = f"""trainkit {__version__}: train PyTorch models from composed YAML configs.
 
@@ -98,33 +99,74 @@ def _info_only(args: list[str]) -> bool:
     return bool(flags & HYDRA_INFO_FLAGS)
 
 
-def _split_flags(args: list[str]) -> tuple[list[str], str | None, bool]:
-    """Pull out the overrides, --config-dir and -m from a `train` argument list."""
-    overrides: list[str] = []
-    config_dir: str | None = None
-    multirun = False
-    it = iter(range(len(args)))
-    skip = False
-    for i in it:
-        if skip:
-            skip = False
-            continue
-        a = args[i]
-        if a in ("-m", "--multirun"):
-            multirun = True
-        elif a in ("--config-dir", "-cd"):
-            if i + 1 >= len(args):
-                raise TrainkitError(f"{a} needs a directory: {a} DIR")
-            config_dir, skip = args[i + 1], True
-        elif a.startswith("--config-dir="):
-            config_dir = a.split("=", 1)[1]
-        elif a.startswith("-"):
-            raise TrainkitError(f"unknown option '{a}' for train; see 'trainkit train --help'")
-        else:
-            overrides.append(a)
-    if config_dir is not None and not os.path.isdir(config_dir):
-        raise TrainkitError(f"--config-dir {config_dir} is not a directory; give the folder that holds your config groups")
-    return overrides, config_dir, multirun
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises trainkit's one-line error instead of printing a usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise TrainkitError(f"{message}; see '{self.prog} --help'")
+
+
+def _flags(*names: str) -> argparse.ArgumentParser:
+    """The options each command shares, defined once: a parent of the commands' parsers."""
+    parent = _Parser(add_help=False, allow_abbrev=False)
+    if "help" in names:
+        parent.add_argument("-h", "--help", action="store_true", default=argparse.SUPPRESS)
+    if "debug" in names:  # before or after the command; SUPPRESS: a command's parser never resets it
+        parent.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    if "config-dir" in names:  # -cd is spelt --config-dir before parsing (argparse would read -c as -cd)
+        parent.add_argument("--config-dir", dest="config_dir", nargs="?", default=argparse.SUPPRESS)
+    if "allow" in names:
+        parent.add_argument("--allow", action="append", nargs="?", default=[])
+        parent.add_argument("--allow-loggers", action="store_true")
+    if "multirun" in names:
+        parent.add_argument("-m", "--multirun", action="store_true")
+    return parent
+
+
+def _parser() -> argparse.ArgumentParser:
+    """`trainkit [--debug] COMMAND [options] [overrides]`: each command's options; the rest are Hydra's."""
+    common = _flags("help", "debug")
+    top = _Parser(prog="trainkit", add_help=False, allow_abbrev=False, parents=[common])
+    commands = top.add_subparsers(dest="command")
+
+    def command(name: str, *shared: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, prog=f"trainkit {name}", add_help=False, allow_abbrev=False,
+                                   parents=[common, *(_flags(f) for f in shared)])
+
+    command("train", "config-dir", "allow", "multirun")
+    command("eval", "allow").add_argument("--trust-checkpoint", action="store_true")
+    command("ls", "config-dir")
+    command("show", "config-dir").add_argument("--yaml", action="store_true")
+    command("check", "config-dir")
+    plot = command("plot")
+    plot.add_argument("--out", nargs="?", default=argparse.SUPPRESS)
+    plot.add_argument("--top", nargs="?", default=argparse.SUPPRESS)
+    commands.add_parser("report", prog="trainkit report", add_help=False, parents=[_flags("debug")])
+    return top
+
+
+def parse(args: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """`trainkit ARGS` -> (our options, the rest in order: overrides, Hydra's flags, unknown options)."""
+    args = ["--config-dir" if a == "-cd" else a for a in args]
+    ns, rest = _parser().parse_known_args(args)
+    if getattr(ns, "debug", False):
+        os.environ["TRAINKIT_DEBUG"] = "1"
+    if getattr(ns, "config_dir", "") is None:
+        raise TrainkitError("--config-dir needs a directory: --config-dir DIR")
+    if getattr(ns, "config_dir", None) is not None and not os.path.isdir(ns.config_dir):
+        raise TrainkitError(
+            f"--config-dir {ns.config_dir} is not a directory; give the folder that holds your config groups"
+        )
+    if None in getattr(ns, "allow", ()):
+        raise TrainkitError("--allow needs a package prefix: --allow my_pkg.")
+    return ns, rest
+
+
+def _refuse_options(rest: list[str], cmd: str) -> None:
+    """An option no parser took is a typo (train checks Hydra's printing flags first, in _info_only)."""
+    for a in rest:
+        if a.startswith("-") and len(a) > 1:
+            raise TrainkitError(f"unknown option '{a}' for {cmd}; see 'trainkit {cmd} --help'")
 
 
 def preflight(overrides: list[str], config_dir: str | None, multirun: bool) -> None:
@@ -137,148 +179,77 @@ def preflight(overrides: list[str], config_dir: str | None, multirun: bool) -> N
 
 
 def cmd_train(args: list[str]) -> int:
-    if any(a in ("-h", "--help") for a in args):
+    runs = train_runs(args)
+    if runs.stopped is not None:  # a failed or interrupted run: its exit code, as the shell sees it
+        raise SystemExit(runs.stopped)
+    return runs.exit_code
+
+
+def train_runs(args: list[str]) -> Runs:
+    """`trainkit train ARGS` up to what its runs returned (the Python API's train() reads it too)."""
+    ns, rest = parse(["train", *args])
+    if getattr(ns, "help", False):
         print(TRAIN_HELP)
-        return 0
+        return Runs()
     from trainkit.config import prepare_overrides
     from trainkit.preflight import run_mode
     from trainkit.resume import split_resume
 
-    args = prepare_overrides(args)  # data.root=~/datasets, nested ${..${..}}: forms Hydra refuses
-    resume_spec, args = split_resume(args)
+    rest = prepare_overrides(rest)  # data.root=~/datasets, nested ${..${..}}: forms Hydra refuses
+    resume_spec, rest = split_resume(rest)
     if resume_spec is not None:
-        return resume_train(resume_spec, args)
-    if not _info_only(args):
-        overrides, config_dir, multirun = _split_flags(args)
-        multirun = run_mode(overrides, multirun)  # hydra.mode=MULTIRUN is a sweep without -m
-        preflight(overrides, config_dir, multirun)
-        # Hydra's argparse wants its flags first: `train a=1 --config-dir D b=2` would fail there.
-        flags = (["-m"] if multirun else []) + (["--config-dir", config_dir] if config_dir else [])
-        args = [*flags, *overrides]
-        if "RANK" in os.environ and "WORLD_SIZE" in os.environ:  # torchrun: one run dir for all ranks
-            from trainkit.distributed import torchrun_hydra_args
+        return resume_train(resume_spec, ns, rest)
+    for flag, given in (("--allow", ns.allow), ("--allow-loggers", ns.allow_loggers)):
+        if given:  # only a stored config is a stranger's: a new run builds what its overrides name
+            raise TrainkitError(f"unknown option '{flag}' for train (it goes with resume=); see 'trainkit train --help'")
+    config_dir = getattr(ns, "config_dir", None)
+    multirun = ns.multirun
+    if not _info_only(rest):
+        _refuse_options(rest, "train")
+        multirun = run_mode(rest, multirun)  # hydra.mode=MULTIRUN is a sweep without -m
+        preflight(rest, config_dir, multirun)
+    # Hydra's argparse wants its flags first: `train a=1 --config-dir D b=2` would fail there.
+    hydra_args = (["-m"] if multirun else []) + (["--config-dir", config_dir] if config_dir else []) + rest
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ and not _info_only(rest):
+        from trainkit.config import compose  # torchrun: one run dir for all ranks
+        from trainkit.distributed import torchrun_hydra_args
 
-            args = torchrun_hydra_args(args, overrides, config_dir, multirun)
-    return run_hydra(args)
+        cfg = None if multirun else compose(rest, user_config_dir=config_dir)  # a sweep is refused
+        hydra_args = torchrun_hydra_args(hydra_args, cfg, multirun)
+    return run_hydra(hydra_args)
 
 
-def resume_train(spec: str, args: list[str]) -> int:
+def resume_train(spec: str, ns: argparse.Namespace, overrides: list[str]) -> Runs:
     """`trainkit train resume=RUN_DIR [safe overrides]`: continue the run in its own directory."""
     from trainkit.resume import plan
 
-    if any(a in ("-m", "--multirun") for a in args):
+    if ns.multirun:
         raise TrainkitError(
             "resume= continues one run; to finish a sweep, re-run it with trainer.skip_done=true "
             "hydra.sweep.dir=DIR"
         )
-    allow: list[str] = []  # --allow PREFIX: what the refusal of a stored config's _target_ tells the user to add
-    allow_loggers = False  # --allow-loggers: what the refusal of a stored remote logger tells the user to add
-    rest: list[str] = []
-    it = iter(args)
-    for a in it:
-        if a == "--allow-loggers":
-            allow_loggers = True
-        elif a == "--allow":
-            value = next(it, None)
-            if value is None or value.startswith("-"):
-                raise TrainkitError("--allow needs a package prefix: --allow my_pkg.")
-            allow.append(value)
-        elif a.startswith("--allow="):
-            allow.append(a.split("=", 1)[1])
-        else:
-            rest.append(a)
-    resume = plan(spec, rest, allow=allow, allow_loggers=allow_loggers)  # takes the run directory's lock (run_hydra gives it back)
+    if getattr(ns, "config_dir", None) is not None:
+        raise TrainkitError("option '--config-dir' cannot be used with resume=; see 'trainkit train --help'")
+    # --allow / --allow-loggers: what the refusal of a stored config's _target_ or remote logger tells the user to add.
+    # plan takes the run directory's lock; run_hydra gives it back.
+    resume = plan(spec, overrides, allow=ns.allow, allow_loggers=ns.allow_loggers)
     return run_hydra(resume.hydra_args(), resume=resume)
 
 
-def run_hydra(args: list[str], resume: Any = None) -> int:
-    """Run the Hydra app (run or multirun) with our task function."""
-    import hydra
-
-    from trainkit.config import config_dir
-    from trainkit.rundir import enable_claims
-
-    enable_claims()  # this process starts runs: claim their directories atomically
-
-    if debug_enabled():
-        os.environ["HYDRA_FULL_ERROR"] = "1"
-    exit_code = 0
-
-    def task(cfg):  # type: ignore[no-untyped-def]
-        nonlocal exit_code
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
-        from trainkit.resume import RunInterrupted, run_task
-
-        hc = HydraConfig.get()
-        multirun = hc.mode == RunMode.MULTIRUN
-        try:
-            summary = run_task(cfg, resume)
-        except RunInterrupted as exc:  # Ctrl-C / SIGTERM: last.pt written; stop the whole sweep too
-            print(f"trainkit: {exc}", file=sys.stderr)
-            if multirun:
-                print("to finish the sweep, re-run it with trainer.skip_done=true "
-                      f"hydra.sweep.dir={hc.sweep.dir}", file=sys.stderr)
-            raise SystemExit(exc.exit_code) from None
-        except TrainkitError as exc:
-            if debug_enabled():
-                raise
-            code = report(exc)
-            if not multirun:
-                raise SystemExit(code) from None
-            exit_code = 1
-            return float("nan")
-        except Exception:  # our bug: its traceback, but the sweep's other jobs still run
-            if not multirun or debug_enabled():
-                raise
-            import traceback
-
-            traceback.print_exc()
-            exit_code = 1
-            return float("nan")
-        value = summary.get("best_value")
-        return float("nan") if value is None else value
-
-    main_fn = hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")(task)
-    saved = sys.argv
-    sys.argv = ["trainkit", *args]
-    try:
-        main_fn()
-    finally:
-        sys.argv = saved
-        from trainkit import owner
-
-        owner.release_all()  # the run-directory locks this run took, however it ended
-    return exit_code
-
-
 def cmd_eval(args: list[str]) -> int:
-    if any(a in ("-h", "--help") for a in args):
+    ns, rest = parse(["eval", *args])
+    if getattr(ns, "help", False):
         print(EVAL_HELP)
         return 0
+    _refuse_options(rest, "eval")
     ckpt = None
     split = "test"
-    trust = False
-    allow: list[str] = []
     overrides = []
-    it = iter(args)
-    for a in it:
+    for a in rest:
         if a.startswith("ckpt="):
             ckpt = a.split("=", 1)[1]
         elif a.startswith("split="):
             split = a.split("=", 1)[1]
-        elif a == "--trust-checkpoint":
-            trust = True
-        elif a == "--allow":
-            value = next(it, None)
-            if value is None or value.startswith("-"):
-                raise TrainkitError("--allow needs a package prefix: --allow my_pkg.")
-            allow.append(value)
-        elif a.startswith("--allow="):
-            allow.append(a.split("=", 1)[1])
-        elif a.startswith("-"):
-            raise TrainkitError(f"unknown option '{a}' for eval; see 'trainkit eval --help'")
         else:
             overrides.append(a)
     if not ckpt:
@@ -288,13 +259,13 @@ def cmd_eval(args: list[str]) -> int:
 
     overrides = prepare_overrides(overrides)
 
-    if trust:
+    if ns.trust_checkpoint:
         print(
             "trainkit: warning: --trust-checkpoint unpickles the file in full: any code its author put in it "
             "runs now, with your permissions. Use it only for checkpoints from people you trust.",
             file=sys.stderr,
         )
-    evaluate_checkpoint(ckpt, overrides, split=split, trust=trust, allow=allow)
+    evaluate_checkpoint(ckpt, overrides, split=split, trust=ns.trust_checkpoint, allow=ns.allow)
     return 0
 
 
@@ -350,83 +321,70 @@ examples:
 """
 
 
-def _wants_help(args: list[str], text: str) -> bool:
-    if any(a in ("-h", "--help") for a in args):
+def _config_command(cmd: str, args: list[str], text: str) -> tuple[argparse.Namespace, list[str]] | None:
+    """ls/show/check: their options and overrides; None when the command's help was printed."""
+    ns, rest = parse([cmd, *args])
+    if getattr(ns, "help", False):
         print(text)
-        return True
-    return False
-
-
-def _config_args(args: list[str], cmd: str, allowed: tuple[str, ...] = ()) -> tuple[list[str], str | None, list[str]]:
-    """Overrides, --config-dir and flags of ls/show/check, refusing a flag the command does not take."""
-    from trainkit.catalog import split_config_dir
-
-    rest, user_dir, flags = split_config_dir(args)
-    unknown = [f for f in flags if f not in allowed]
-    if unknown:
-        raise TrainkitError(f"unknown option '{unknown[0]}' for {cmd}; see 'trainkit {cmd} --help'")
-    return rest, user_dir, flags
+        return None
+    _refuse_options(rest, cmd)
+    return ns, rest
 
 
 def cmd_ls(args: list[str]) -> int:
-    if _wants_help(args, LS_HELP):
+    parsed = _config_command("ls", args, LS_HELP)
+    if parsed is None:
         return 0
     from trainkit.catalog import list_groups
 
-    rest, user_dir, _ = _config_args(args, "ls")
+    ns, rest = parsed
     if len(rest) > 1:
         raise TrainkitError(f"ls takes at most one group, got: {' '.join(rest)}; e.g. trainkit ls optim")
-    print(list_groups(rest[0] if rest else None, user_dir), end="")
+    print(list_groups(rest[0] if rest else None, getattr(ns, "config_dir", None)), end="")
     return 0
 
 
 def cmd_show(args: list[str]) -> int:
-    if _wants_help(args, SHOW_HELP):
+    parsed = _config_command("show", args, SHOW_HELP)
+    if parsed is None:
         return 0
     from trainkit.catalog import show
     from trainkit.config import prepare_overrides
 
-    rest, user_dir, flags = _config_args(args, "show", allowed=("--yaml",))
-    show(prepare_overrides(rest), user_dir, as_yaml="--yaml" in flags)
+    ns, rest = parsed
+    show(prepare_overrides(rest), getattr(ns, "config_dir", None), as_yaml=ns.yaml)
     return 0
 
 
 def cmd_check(args: list[str]) -> int:
-    if _wants_help(args, CHECK_HELP):
+    parsed = _config_command("check", args, CHECK_HELP)
+    if parsed is None:
         return 0
-    rest, user_dir, _ = _config_args(args, "check")
     from trainkit.check import dry_run
     from trainkit.config import prepare_overrides
 
-    dry_run(prepare_overrides(rest), user_dir)
+    ns, rest = parsed
+    dry_run(prepare_overrides(rest), getattr(ns, "config_dir", None))
     return 0
 
 
 def cmd_plot(args: list[str]) -> int:
-    if _wants_help(args, PLOT_HELP):
+    ns, dirs = parse(["plot", *args])
+    if getattr(ns, "help", False):
+        print(PLOT_HELP)
         return 0
     from trainkit.plot import TOP, plot
 
-    out: str | None = None
+    _refuse_options(dirs, "plot")
     top = TOP
-    dirs: list[str] = []
-    it = iter(args)
-    for a in it:
-        if a == "--top" or a.startswith("--top="):
-            value = a.split("=", 1)[1] if "=" in a else next(it, "")
-            if not value.isdigit():
-                raise TrainkitError(f"--top needs a number of runs, got '{value}': --top 10 (0 draws all)")
-            top = int(value)
-        elif a == "--out":
-            out = next(it, None)
-            if out is None:
-                raise TrainkitError("--out needs a file name: --out comparison.png")
-        elif a.startswith("--out="):
-            out = a.split("=", 1)[1]
-        elif a.startswith("-"):
-            raise TrainkitError(f"unknown option '{a}' for plot; see 'trainkit plot --help'")
-        else:
-            dirs.append(a)
+    if hasattr(ns, "top"):
+        value = ns.top or ""
+        if not value.isdigit():
+            raise TrainkitError(f"--top needs a number of runs, got '{value}': --top 10 (0 draws all)")
+        top = int(value)
+    out = getattr(ns, "out", None)
+    if hasattr(ns, "out") and out is None:
+        raise TrainkitError("--out needs a file name: --out comparison.png")
     if not dirs:
         raise TrainkitError("plot needs a run or sweep directory: trainkit plot outputs/DATE/TIME")
     for path in plot(dirs, out, top):
@@ -438,11 +396,14 @@ def complete(args: list[str]) -> int:
     """Answer bash's completion query for `trainkit <cmd> ...` (see trainkit.completion)."""
     from trainkit.completion import query
 
-    return query(args, run_hydra)
+    return query(args, list(COMMANDS), lambda hydra_args: run_hydra(hydra_args).exit_code)
+
+
 def cmd_report(args: list[str]) -> int:
     from trainkit.report import cmd_report as report_command
 
-    return report_command(args)
+    _, rest = parse(["report", *args])  # --debug; report reads its own --format
+    return report_command(rest)
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
@@ -467,26 +428,27 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: list[str]) -> int:
-    if "--debug" in args:
-        args.remove("--debug")
-        os.environ["TRAINKIT_DEBUG"] = "1"
-    if not args or args[0] in ("-h", "--help", "help"):
+    words = [a for a in args if a != "--debug"]  # `trainkit --debug train ...`: the command comes after it
+    if not words or words[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
-    if args[0] in ("--version", "-V", "version"):
+    if words[0] in ("--version", "-V", "version"):
         print(f"trainkit {__version__}")
         return 0
     if any(a in ("-sc", "--shell-completion") or a.startswith("--shell-completion=") for a in args[:2]):
         # `trainkit -sc ...` (what the bash script calls) or `trainkit train -sc ...`
         return complete(args)
-    cmd, rest = args[0], args[1:]
+    cmd = words[0]
     handler = COMMANDS.get(cmd)
     try:
         if handler is None:
             raise TrainkitError(
                 f"unknown command '{cmd}'{suggest(cmd, COMMANDS)}; commands: {', '.join(COMMANDS)} (see 'trainkit --help')"
             )
-        return handler(rest)
+        at = args.index(cmd)
+        if at:  # `trainkit --debug CMD`: the flag before the command (after it, the command's parser reads it)
+            os.environ["TRAINKIT_DEBUG"] = "1"
+        return handler(args[at + 1:])
     except TrainkitError as exc:
         if debug_enabled():
             raise

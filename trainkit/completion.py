@@ -10,7 +10,7 @@ out of COMP_LINE before Hydra answers.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 # Commands whose arguments are Hydra overrides.
 OVERRIDE_COMMANDS = ("train", "show", "check")
@@ -27,20 +27,21 @@ def _flag_value(args: list[str]) -> str:
     return ""
 
 
-def query(args: list[str], run_hydra: Callable[[list[str]], int]) -> int:
-    """Print completions for COMP_LINE (query=SHELL), or pass install/uninstall on to Hydra."""
+def query(args: list[str], commands: Sequence[str], run_hydra: Callable[[list[str]], int]) -> int:
+    """Print completions for COMP_LINE (query=SHELL), or pass install/uninstall on to Hydra.
+
+    `commands` are the CLI's command names (the first word completes to one of them).
+    """
     value = _flag_value(args)
     if not value.startswith("query="):
         return run_hydra(["-sc", value] if value else ["-sc"])
-    from trainkit.cli import COMMANDS
-
     line = os.environ.get("COMP_LINE", "")
     words = line.split()
     new_word = line.endswith(" ")
     sep = "\n" if value == "query=fish" else " "
     if len(words) <= 1 or (len(words) == 2 and not new_word):
         prefix = words[1] if len(words) == 2 else ""
-        print(sep.join(c for c in COMMANDS if c.startswith(prefix)))
+        print(sep.join(c for c in commands if c.startswith(prefix)))
         return 0
     cmd = words[1]
     if cmd == "ls":

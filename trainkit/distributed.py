@@ -14,10 +14,8 @@ and broadcasts its absolute path; the other ranks run Hydra with `hydra.run.dir=
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ import torch.distributed as dist
 from torch import nn
 
 from trainkit.errors import ConfigError, TrainkitError
+from trainkit.signals import StopOnSignal
 
 STRATEGIES = ("auto", "ddp", "dp")
 
@@ -145,14 +144,13 @@ def _hydra_quote(path: str) -> str:
     return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def torchrun_hydra_args(
-    args: list[str], overrides: list[str], user_config_dir: str | None, multirun: bool
-) -> list[str]:
+def torchrun_hydra_args(args: list[str], cfg: Any, multirun: bool = False) -> list[str]:
     """Join the process group before Hydra starts; ranks > 0 get rank 0's run directory.
 
     Rank 0 returns `args` unchanged: Hydra makes the directory as usual and `setup_run` broadcasts
     its path. The other ranks block here until it arrives, then run Hydra inside that directory
-    without writing a `.hydra/` or a log file of their own.
+    without writing a `.hydra/` or a log file of their own. `cfg` is the run's composed config
+    (the CLI composes it; its device and strategy pick the backend); a sweep is refused before it is read.
     """
     global _DIR_PENDING
     if multirun:
@@ -160,9 +158,6 @@ def torchrun_hydra_args(
             "-m (a sweep) cannot run under torchrun: every job would share the process group; run one "
             "torchrun per job, or sweep with hydra/launcher=submitit_slurm (each job gets its own processes)"
         )
-    from trainkit.config import compose
-
-    cfg = compose(overrides, user_config_dir=user_config_dir)
     strategy = str(cfg.trainer.get("strategy", "auto"))
     dist_info = init(str(cfg.device.type), strategy)
     if dist_info.is_main:
@@ -272,55 +267,14 @@ def any_rank(flag: bool) -> bool:
     return bool(t.item() > 0)
 
 
-class StopSignal:
-    """SIGTERM/SIGINT set a flag; the loop stops at the next step boundary that all ranks agree on.
+class StopSignal(StopOnSignal):
+    """The process group's StopOnSignal: all ranks agree (one tiny all-reduce every `every` checks).
 
-    `check()` is what `Loop.should_stop` calls after every batch. Under a process group it runs one
-    tiny all-reduce every `every` calls (every batch with gloo; less often on GPUs, where the
-    all-reduce costs a host sync), so a signal that reached only one rank still stops all of them at
-    the same step, with no rank left waiting in a collective.
+    Every batch with gloo; less often on GPUs, where the all-reduce costs a host sync.
     """
 
     def __init__(self, every: int = 1) -> None:
-        self.received: int | None = None
-        self.stopped = False
-        self.every = max(1, every)
-        self._calls = 0
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> StopSignal:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        # No "second Ctrl-C kills" here: under torchrun a Ctrl-C reaches each worker twice (from the
-        # terminal and forwarded by torchrun); torchrun itself SIGKILLs workers that take too long.
-        if self.received is None:
-            self.received = signum
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
-
-    def check(self) -> bool:
-        if self.stopped:
-            return True
-        self._calls += 1
-        if _INFO.enabled and _INFO.world_size > 1:
-            if self._calls % self.every:
-                return False
-            self.stopped = any_rank(self.received is not None)
-        else:
-            self.stopped = self.received is not None
-        return self.stopped
-
-    @property
-    def exit_code(self) -> int:
-        """128 + the signal, as shells report it (143 for SIGTERM, 130 for Ctrl-C)."""
-        return 128 + int(self.received or signal.SIGTERM)
+        super().__init__(every, agree=any_rank)
 
 
 def cleanup() -> None:

@@ -151,6 +151,11 @@ def _escapes(path: str) -> bool:
     return text.startswith(("/", "~")) or bool(re.match(r"[A-Za-z]:/", text)) or ".." in text.split("/")
 
 
+def set_by_user(key: str, keys: Sequence[str]) -> bool:
+    """True when `key` (or a group above it) is one the user set on the command line."""
+    return any(key == k or key.startswith(k + ".") for k in keys)
+
+
 def stored_logger_problem(cfg: Any, allow_remote: bool = False, user: Sequence[str] = ()) -> str | None:
     """Why the logger settings of a config from a checkpoint may not be built as they are (None: they may).
 
@@ -162,8 +167,6 @@ def stored_logger_problem(cfg: Any, allow_remote: bool = False, user: Sequence[s
     from urllib.parse import urlsplit
 
     from omegaconf import DictConfig, OmegaConf
-
-    from trainkit.security import set_by_user
 
     node = cfg.get("logger") if isinstance(cfg, DictConfig) else None
     if not isinstance(node, DictConfig):
@@ -203,8 +206,8 @@ def build_loggers(cfg: Any, run_dir: Path, into: list[Logger]) -> list[Logger]:
     """
     from omegaconf import DictConfig
 
-    from trainkit.build import instantiate_group
     from trainkit.errors import ConfigError
+    from trainkit.instantiate import instantiate_group
 
     node = cfg.get("logger")
     if not isinstance(node, DictConfig):

@@ -148,7 +148,7 @@ def _start_fresh(run_dir: Path, overwrite: bool, retry_failed: bool) -> None:
                 "trainer.overwrite=true to replace it"
             )
         if ckpts:
-            from trainkit.resume import resume_command
+            from trainkit.record import resume_command
 
             raise TrainkitError(
                 f"'{run_dir}' holds an unfinished run (checkpoints/{ckpts[0]}); continue it with "

@@ -59,7 +59,7 @@ def seed_everything(seed: int) -> None:
 
 def versions() -> dict[str, Any]:
     """The versions summary.json records (record.json keeps the longer list)."""
-    from trainkit import __version__
+    from trainkit.version import __version__
 
     return {
         "python": platform.python_version(),

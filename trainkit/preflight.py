@@ -142,7 +142,7 @@ def check_build(cfg: DictConfig, check_device: bool = True, models: dict[str, An
     the data source's files, and trainkit's own model with the optimizer and scheduler on it (on the CPU:
     trainkit's models are small). A user's own model is only imported and its arguments checked.
     """
-    from trainkit import build
+    from trainkit import build, instantiate
 
     if check_device and str(cfg.device.type) in ("cuda", "mps"):
         build.resolve_device(cfg)
@@ -153,16 +153,16 @@ def check_build(cfg: DictConfig, check_device: bool = True, models: dict[str, An
     for group in ("loss", "optim", "scheduler"):  # `+loss.nokey=1`: named now, not after the data is loaded
         node = cfg.get(group)
         if isinstance(node, DictConfig) and node.get("_target_") not in (None, "", "null"):
-            kw = build._target_kwargs(group, node)
+            kw = instantiate.target_kwargs(group, node)
             provided = {"optim": ("params",), "scheduler": ("optimizer",)}.get(group, ())
             kw = {k: v for k, v in kw.items() if k != "_target_" and (group != "loss" or k not in ("weight", "pos_weight"))}
-            build._check_signature(group, build._resolve_target(group, str(node._target_)), kw, provided)
+            instantiate.check_signature(group, instantiate.resolve_target(group, str(node._target_)), kw, provided)
     _check_in_shape(cfg)
     model_cfg = cfg.model
     target = str(model_cfg.get("_target_", ""))
-    kwargs = build._target_kwargs("model", model_cfg)
-    resolved = build._resolve_target("model", target)
-    build._check_signature("model", resolved, {k: v for k, v in kwargs.items() if k != "_target_"})
+    kwargs = instantiate.target_kwargs("model", model_cfg)
+    resolved = instantiate.resolve_target("model", target)
+    instantiate.check_signature("model", resolved, {k: v for k, v in kwargs.items() if k != "_target_"})
     if not target.startswith("trainkit.") or any(v is None for k, v in kwargs.items() if k in ("in_shape", "out_features")):
         return  # a user's model may be big or need the data: the run builds it once
     key = OmegaConf.to_yaml(model_cfg, resolve=True)

@@ -1,7 +1,8 @@
-"""The run record (record.json): what is needed to repeat a run besides its config and command."""
+"""The run record (record.json): what is needed to repeat a run besides its config, and the command that continues it."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -11,8 +12,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import trainkit
 from trainkit.files import atomic_write_text
+from trainkit.version import __version__
 
 
 def versions() -> dict[str, Any]:
@@ -22,7 +23,7 @@ def versions() -> dict[str, Any]:
     import torch
 
     out: dict[str, Any] = {
-        "trainkit": trainkit.__version__,
+        "trainkit": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,  # the CUDA torch was built with (None on CPU-only builds)
@@ -148,3 +149,34 @@ def note_resume(run_dir: Path, *, command: str, checkpoint: str, epoch: int, ste
         }
     )
     write_record(run_dir, record)
+
+
+def resume_command(run_dir: Path | str, cfg: Any = None) -> str:
+    """The command that continues `run_dir` (relative to the current directory when it is below it).
+
+    With the run's config, it also allows its own `_target_`s (a model of the user's, from --config-dir)
+    that resume= would otherwise refuse as foreign code, and its own remote logger (--allow-loggers).
+    """
+    from omegaconf import DictConfig, OmegaConf
+
+    from trainkit.security import allow_entry, is_allowed, iter_targets
+
+    path = Path(run_dir).resolve()
+    with contextlib.suppress(ValueError):
+        path = path.relative_to(Path.cwd())
+    allow: list[str] = []
+    flags: list[str] = []
+    if cfg is not None:
+        from trainkit.config import to_plain
+        from trainkit.loggers import stored_logger_problem
+
+        plain = to_plain(cfg) if isinstance(cfg, DictConfig) else cfg
+        for _, target in iter_targets(plain):
+            if isinstance(target, str) and not is_allowed(target):
+                entry = allow_entry(target)
+                if entry not in allow:
+                    allow.append(entry)
+        node = OmegaConf.create({"logger": plain.get("logger")}) if isinstance(plain, dict) else None
+        if node is not None and stored_logger_problem(node) and not stored_logger_problem(node, allow_remote=True):
+            flags.append("--allow-loggers")  # the run's own MLflow server
+    return shlex.join(["trainkit", "train", f"resume={path}", *(a for p in allow for a in ("--allow", p)), *flags])

@@ -8,13 +8,9 @@ already trained puts the data exactly where it was.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shlex
 import shutil
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainkit.errors import ConfigError, TrainkitError
+from trainkit.record import resume_command  # noqa: F401 - where run.py and the tests find it
 
 # Overrides a resumed run may take: they change how long it runs, what it logs and how fast it loads
 # data, never the numbers it computes. Anything else would silently continue a different run.
@@ -41,15 +38,6 @@ SAFE_KEYS = (
     "trainer.early_stopping.min_delta",
 )
 SAFE_GROUPS = ("logger", "metrics")  # where metrics go; which test metrics are reported
-
-
-class RunInterrupted(Exception):
-    """Ctrl-C or SIGTERM stopped the run after a step and wrote last.pt; exit 128 + signal number."""
-
-    def __init__(self, message: str, signum: int) -> None:
-        super().__init__(message)
-        self.signum = signum
-        self.exit_code = 128 + signum
 
 
 # --------------------------------------------------------------------------- resume=
@@ -279,238 +267,3 @@ def _choices(run_dir: Path) -> dict[str, str]:
         return {str(k): str(v) for k, v in choices.items() if isinstance(v, str) or v is None}
     except Exception:
         return {}
-
-
-def resume_command(run_dir: Path | str, cfg: Any = None) -> str:
-    """The command that continues `run_dir` (relative to the current directory when it is below it).
-
-    With the run's config, it also allows its own `_target_`s (a model of the user's, from --config-dir)
-    that resume= would otherwise refuse as foreign code, and its own remote logger (--allow-loggers).
-    """
-    from trainkit.security import allow_entry, is_allowed, iter_targets
-
-    path = Path(run_dir).resolve()
-    with contextlib.suppress(ValueError):
-        path = path.relative_to(Path.cwd())
-    allow: list[str] = []
-    flags: list[str] = []
-    if cfg is not None:
-        from trainkit.config import to_plain
-        from trainkit.loggers import stored_logger_problem
-
-        plain = to_plain(cfg) if isinstance(cfg, DictConfig) else cfg
-        for _, target in iter_targets(plain):
-            if isinstance(target, str) and not is_allowed(target):
-                entry = allow_entry(target)
-                if entry not in allow:
-                    allow.append(entry)
-        node = OmegaConf.create({"logger": plain.get("logger")}) if isinstance(plain, dict) else None
-        if node is not None and stored_logger_problem(node) and not stored_logger_problem(node, allow_remote=True):
-            flags.append("--allow-loggers")  # the run's own MLflow server
-    return shlex.join(["trainkit", "train", f"resume={path}", *(a for p in allow for a in ("--allow", p)), *flags])
-
-
-# --------------------------------------------------------------------------- the Hydra job
-
-
-def run_task(cfg: DictConfig, resume: ResumePlan | None = None) -> dict[str, Any]:
-    """What one Hydra job does: resume, skip a finished job (skip_done), or train; returns the summary."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    hc = HydraConfig.get()
-    train = _import_train(Path(hc.runtime.output_dir))
-    if resume is not None:
-        return train(resume.cfg, resume.run_dir, resume.choices, resume_from=resume.ckpt)
-    multirun = hc.mode == RunMode.MULTIRUN
-    run_dir = Path(hc.runtime.output_dir)
-    choices = dict(hc.runtime.choices)
-    ckpt: Path | None = None
-    if cfg.trainer.get("skip_done"):
-        done = finished_summary(run_dir)
-        if done is not None:
-            from trainkit.console import say
-
-            best = done.get("best_value")
-            say(f"skipping {run_dir}: already completed (trainer.skip_done=true), best {best}")
-            return done
-        last = run_dir / "checkpoints" / "last.pt"
-        if last.is_file():
-            check_same_run(cfg, last)
-            ckpt = last
-    if multirun:
-        prepare_parallel_job(cfg, hc)
-    command = job_command(list(hc.overrides.task)) if multirun else None
-    return train(cfg, run_dir, choices, resume_from=ckpt, command=command)
-
-
-def _import_train(run_dir: Path) -> Any:
-    """Import the training code (torch: a second or two) with SIGTERM/SIGINT already answered.
-
-    The run directory exists from here on, so a signal now still ends as `interrupted`, exit
-    128 + signal, with a summary.json (Run.setup takes over once it starts).
-    """
-    import json
-
-    from trainkit.files import atomic_write_text
-
-    early = StopOnSignal()
-    early.install(immediate="while starting, before set-up; nothing was trained yet: start the run again")
-    try:
-        from trainkit.run import train
-    except RunInterrupted as exc:
-        summary = {"status": "interrupted", "error": f"RunInterrupted: {exc}", "run_dir": str(run_dir)}
-        with contextlib.suppress(OSError, TrainkitError):  # a resumed run's summary already says where it is
-            if not (run_dir / "summary.json").exists():
-                atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-        raise
-    finally:
-        early.restore()
-    return train
-
-
-def finished_summary(run_dir: Path) -> dict[str, Any] | None:
-    """The summary of a run that completed, or None."""
-    import json
-
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return summary if summary.get("status") == "completed" else None
-
-
-def check_same_run(cfg: DictConfig, ckpt_path: Path) -> None:
-    """skip_done resumes a job only if its checkpoint holds the same config (safe keys aside)."""
-    from trainkit import checkpoint as ckpt_io
-    from trainkit.config import to_plain
-
-    stored = ckpt_io.load(ckpt_path).get("config") or {}
-    diffs = [k for k in _diff(to_plain(cfg), stored) if not is_safe_override(k)]
-    if diffs:
-        raise ConfigError(
-            f"trainer.skip_done=true: {ckpt_path} belongs to a run with another config "
-            f"(differs in {', '.join(diffs[:5])}); use another hydra.sweep.dir / hydra.run.dir or delete it"
-        )
-
-
-def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out: list[str] = []
-        for k in a.keys() & b.keys():
-            out += _diff(a[k], b[k], f"{prefix}{k}.")
-        return out
-    return [] if a == b or a is None or b is None else [prefix.rstrip(".")]
-
-
-def job_command(task_overrides: list[str]) -> str:
-    """The command that repeats one job of a sweep on its own."""
-    flags: list[str] = []
-    argv = sys.argv[1:]
-    for i, a in enumerate(argv):
-        if a in ("--config-dir", "-cd") and i + 1 < len(argv):
-            flags += [a, argv[i + 1]]
-        elif a.startswith("--config-dir="):
-            flags.append(a)
-    return shlex.join(["trainkit", "train", *flags, *task_overrides])
-
-
-def prepare_parallel_job(cfg: DictConfig, hc: Any) -> None:
-    """Jobs launched side by side (joblib and other non-sequential launchers): a GPU each, safe workers.
-
-    Every job would otherwise pick cuda:0 (hydra #1331, #2757); DataLoader workers inside a launcher's
-    worker process need an explicit start method (hydra #964).
-    """
-    target = str(OmegaConf.select(hc, "launcher._target_", default="") or "")
-    if not target or target.endswith("BasicLauncher"):
-        return  # jobs run one after another in this process
-    if cfg.device.get("index") is None and str(cfg.device.type) in ("auto", "cuda"):
-        import torch
-
-        from trainkit.sweep import job_device_index
-
-        index = job_device_index(
-            int(hc.job.num), torch.cuda.device_count() if torch.cuda.is_available() else 0
-        )
-        if index is not None:
-            with open_dict(cfg):
-                cfg.device.index = index
-    if int(cfg.data.get("num_workers", 0) or 0) > 0 and cfg.data.get("multiprocessing_context") is None:
-        with open_dict(cfg):
-            cfg.data.multiprocessing_context = default_mp_context()
-
-
-def default_mp_context() -> str:
-    """fork where it exists and is safe (Linux), else spawn."""
-    return "fork" if sys.platform.startswith("linux") else "spawn"
-
-
-# --------------------------------------------------------------------------- signals
-
-
-class StopOnSignal:
-    """SIGINT/SIGTERM set a flag; the loop stops at the next step boundary. A second signal aborts.
-
-    Outside the loop (set-up, the test) there is no step to finish: while `immediate` holds a
-    message, a signal raises RunInterrupted at once, so the run still ends as `interrupted`
-    with a summary and exit 128 + signal.
-    """
-
-    SIGNALS = ("SIGINT", "SIGTERM")
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self.immediate: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def install(self, immediate: str | None = None) -> None:
-        self.immediate = immediate
-        if self._previous or threading.current_thread() is not threading.main_thread():
-            return  # installed already; signal handlers live in the main thread only
-        for name in self.SIGNALS:
-            sig = getattr(signal, name, None)
-            if sig is None:
-                continue
-            with contextlib.suppress(ValueError, OSError):
-                self._previous[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.signum is not None:  # second Ctrl-C: stop now, without a checkpoint
-            self.restore()
-            raise KeyboardInterrupt
-        self.signum = signum
-        if self.immediate is not None:
-            where, self.immediate = self.immediate, None
-            raise RunInterrupted(f"{signal.Signals(signum).name}: stopped {where}", signum)
-        print(
-            f"\n{signal.Signals(signum).name}: finishing the current step, then writing last.pt "
-            "(send it again to stop at once)",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    @property
-    def requested(self) -> bool:
-        return self.signum is not None
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            with contextlib.suppress(ValueError, OSError, TypeError):
-                signal.signal(sig, handler)
-        self._previous.clear()
-
-
-def injected_signal() -> tuple[int | str, int] | None:
-    """TRAINKIT_TEST_SIGNAL=STEP:NAME sends this process signal NAME right after optimizer step STEP.
-
-    STEP may also be a phase outside the loop: `setup` (start of set-up), `end` (after the last
-    epoch), `test` (before the test). Fault injection for the interruption tests (a real signal at
-    an exact point); unset in normal use.
-    """
-    spec = os.environ.get("TRAINKIT_TEST_SIGNAL")
-    if not spec:
-        return None
-    step, _, name = spec.partition(":")
-    name = name.upper()
-    signum = int(getattr(signal, name if name.startswith("SIG") else "SIG" + name))
-    return (int(step) if step.isdigit() else step), signum

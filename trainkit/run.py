@@ -12,7 +12,6 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-import trainkit
 from trainkit import checkpoint as ckpt_io
 from trainkit import distributed, files, guards, owner, record
 from trainkit.build import count_parameters, resolve_device
@@ -26,8 +25,10 @@ from trainkit.loop import Loop, LoopState, evaluate, fit, read_sums
 from trainkit.metrics import summary_numbers, write_test_report
 from trainkit.parts import build_parts, check_parts, load_weights, seed_everything, set_deterministic, versions
 from trainkit.perf import compile_model, peak_memory
-from trainkit.resume import RunInterrupted, StopOnSignal, injected_signal, resume_command
+from trainkit.record import resume_command
 from trainkit.runinfo import changed_warnings, header_lines, model_source_hash
+from trainkit.signals import RunInterrupted, StopOnSignal, injected_signal
+from trainkit.version import __version__
 
 
 class Run:
@@ -195,7 +196,7 @@ class Run:
             **self.state.state_dict(),
             "config": to_plain(self.cfg),
             "rng": ckpt_io.rng_state(),
-            "trainkit_version": trainkit.__version__,
+            "trainkit_version": __version__,
             "model_source_hash": self._model_hash,
         }
 

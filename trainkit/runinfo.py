@@ -50,7 +50,7 @@ def describe_config(cfg: DictConfig, choices: dict[str, str]) -> list[str]:
 def header_lines(cfg: DictConfig, choices: dict[str, str], run_dir: Path, model: torch.nn.Module, n_params: int,
                  device: torch.device, data: Any, dist: Any) -> list[str]:
     """The lines a run prints before its first epoch: version, config, model, sizes, distribution."""
-    from trainkit import __version__
+    from trainkit.version import __version__
 
     lines = [f"trainkit {__version__}  run dir: {run_dir}", *describe_config(cfg, choices), str(model)]
     why = data.info.get("loader_reason")
@@ -66,7 +66,7 @@ def header_lines(cfg: DictConfig, choices: dict[str, str], run_dir: Path, model:
 
 def changed_warnings(ckpt: dict[str, Any], path: Path, model: torch.nn.Module) -> list[str]:
     """One line each when the checkpoint was made by another trainkit or another model code."""
-    from trainkit import __version__
+    from trainkit.version import __version__
 
     out = []
     made_by = ckpt.get("trainkit_version")

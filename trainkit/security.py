@@ -58,6 +58,7 @@ DENIED: tuple[str, ...] = (
     "trainkit.api.",
     "trainkit.checkpoint.",
     "trainkit.cli.",
+    "trainkit.job.",
     "trainkit.run.",
     "trainkit.security.",
 )
@@ -427,8 +428,3 @@ def set_downloads(cfg: Any, value: bool) -> None:
 def user_keys(overrides: Iterable[str]) -> list[str]:
     """The dotted keys a user's `key=value` / `group=option` overrides set."""
     return [ov.partition("=")[0].lstrip("+~") for ov in overrides if "=" in ov and not ov.startswith("-")]
-
-
-def set_by_user(key: str, keys: Sequence[str]) -> bool:
-    """True when `key` (or a group above it) is one the user set on the command line."""
-    return any(key == k or key.startswith(k + ".") for k in keys)

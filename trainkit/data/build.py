@@ -286,7 +286,7 @@ def _check_labels(splits: dict[str, Dataset], cfg: DictConfig) -> None:
 def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size: int = 1) -> Data:
     """Instantiate the dataset, split it by `cfg.seed`, pick the loader and build all three."""
     d = cfg.data
-    from trainkit.build import instantiate_group
+    from trainkit.instantiate import instantiate_group
 
     # _convert_="all": factories and transforms get plain lists, not ListConfig (Normalize read its
     # ListConfig mean/std through OmegaConf on every sample: 3x slower than the seeds' loop).
