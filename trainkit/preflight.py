@@ -276,14 +276,14 @@ def output_dir(overrides: Sequence[str], config_dir: str | None, multirun: bool)
         value = OmegaConf.select(hydra_cfg, key, throw_on_resolution_failure=True)
     except Exception as exc:
         if "HydraConfig was not set" not in str(exc):  # ${hydra:...}: known only inside the job
-            from trainkit.config import _first_line
+            from trainkit.rules import first_line
 
             raw: Any = OmegaConf.to_container(hydra_cfg, resolve=False)
             for part in key.split("."):
                 raw = raw.get(part) if isinstance(raw, dict) else raw
             raise ConfigError(
                 f"hydra.{key}={raw} "
-                f"cannot be resolved ({_first_line(str(exc)).split(' full_key:')[0]}); give a directory such as "
+                f"cannot be resolved ({first_line(str(exc)).split(' full_key:')[0]}); give a directory such as "
                 f"hydra.{key}=outputs/my_run"
             ) from None
         value = None

@@ -10,7 +10,7 @@ A schema is stored as an open DictConfig of typed nodes, not as a dataclass node
 refuses deletion (`~trainer.epochs` must still reach validate's "missing ... (deleted with ~?)") and
 refuses keys it does not declare (every data option has its own: path, root, transforms, ...).
 Booleans stay untyped: OmegaConf's bool takes 1, 2 and 'yes' silently where trainkit wants true or
-false, so config.RULES checks them, as it checks every range. No torch here.
+false, so rules.RULES checks them, as it checks every range. No torch here.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def open_node(schema: type) -> DictConfig:
             content[name] = open_node(base)  # type: ignore[arg-type]
         elif base in _NODES:
             content[name] = _NODES[base](MISSING, is_optional=optional)
-        else:  # Any, bool: config.RULES checks them
+        else:  # Any, bool: rules.RULES checks them
             content[name] = AnyNode(MISSING)
     return DictConfig(content)
 
