@@ -1,6 +1,6 @@
 """Test-time metrics from torchmetrics on the best checkpoint: a table in the terminal and test_report.json.
 
-The per-epoch train/val numbers stay the cheap on-device sums of tasks.py; this pass runs once, after
+The per-epoch train/val numbers stay the cheap on-device sums of trainkit.tasks; this pass runs once, after
 training, over the test split with the best weights loaded, and measures what one epoch's sums cannot:
 
 - classification: accuracy, top-k accuracy, macro F1 / precision / recall, per-class accuracy, confusion matrix
