@@ -235,7 +235,7 @@ def test_disk_full_and_unwritable_checkpoints_exit_1_naming_the_file(tmp_path: P
 @pytest.mark.parametrize(("phase", "epochs_done"), [("setup", None), ("end", 2), ("test", 2)])
 def test_sigterm_outside_the_loop_exits_143_interrupted_with_a_summary(
     phase: str, epochs_done: int | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], fault_hooks: None,
 ) -> None:
     run = tmp_path / "run"
     monkeypatch.setenv("TRAINKIT_TEST_SIGNAL", f"{phase}:TERM")

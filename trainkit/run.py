@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,14 @@ from trainkit.parts import build_parts, check_parts, load_weights, seed_everythi
 from trainkit.perf import compile_model, peak_memory
 from trainkit.record import resume_command
 from trainkit.runinfo import changed_warnings, header_lines, model_source_hash
-from trainkit.signals import RunInterrupted, StopOnSignal, injected_signal
+from trainkit.signals import RunInterrupted, StopOnSignal
 from trainkit.version import __version__
+
+# Callbacks called as hook(run, point) at named points of a run: "setup" (signal handlers installed,
+# nothing built yet), "step" (after every optimizer step and its mid-epoch checkpoint; run.state.step),
+# "end" (after the last epoch) and "test" (before the test). Empty in normal use: an instrumentation
+# point for tools outside the package, e.g. the tests' fault injection (tests/hooks/).
+POINTS: list[Callable[[Run, str], None]] = []
 
 
 class Run:
@@ -49,7 +55,6 @@ class Run:
         self.command = command
         self.stopper = StopOnSignal()  # one process; under a process group distributed.StopSignal instead
         self._sums: dict[str, torch.Tensor] = {}
-        self._signal_at = injected_signal()
         self.ckpt_dir = run_dir / "checkpoints"
         self.loggers: list[Logger] = []
         self.device: torch.device | None = None
@@ -66,7 +71,7 @@ class Run:
         again = (f"resume with: {resume_command(self.run_dir, cfg)}" if self.resume_from is not None
                  else "nothing was trained yet: start the run again")
         self.stopper.install(immediate=f"while setting up, before the first step; {again}")
-        self._inject("setup")
+        self._at("setup")
         validate(cfg)
         self.dist = dist = distributed.setup_run(cfg, self.run_dir)  # torchrun/SLURM: one group, one run dir
         if dist.is_main:  # only rank 0 writes into the run directory
@@ -257,13 +262,12 @@ class Run:
         self._sums = sums
         if self._ckpt_every and state.step % self._ckpt_every == 0:
             self.save_mid_epoch()
-        if self._signal_at is not None and state.step == self._signal_at[0]:
-            os.kill(os.getpid(), self._signal_at[1])
+        self._at("step")
 
-    def _inject(self, phase: str) -> None:
-        """TRAINKIT_TEST_SIGNAL=setup|end|test:NAME: the test hook's signal at a phase outside the loop."""
-        if self._signal_at is not None and self._signal_at[0] == phase:
-            os.kill(os.getpid(), self._signal_at[1])
+    def _at(self, point: str) -> None:
+        """Call the POINTS callbacks (none in normal use) at a named point of the run."""
+        for hook in POINTS:
+            hook(self, point)
 
     def save_mid_epoch(self) -> None:
         """last.pt at the current step, with the epoch's partial sums so the epoch's metrics stay exact.
@@ -288,7 +292,7 @@ class Run:
         epochs = int(cfg.trainer.epochs)
         last = self.state.epoch if self.stopped_early_before_resume() else epochs
         fit(self.loop, self.data.train, self.data.val, self.state, last, str(cfg.trainer.monitor), self.on_epoch_end)
-        self._inject("end")
+        self._at("end")
         if self.stop is not None and self.stop.stopped:
             self.interrupted()
         resume_with = f"resume with: {resume_command(self.run_dir, self.cfg)}"
@@ -306,7 +310,7 @@ class Run:
             )
         # Training is over and last.pt holds it: a signal now stops the test at once (resume re-runs it).
         self.stopper.immediate = f"during the test, after training finished ({self.ckpt_dir / 'last.pt'}); {resume_with}"
-        self._inject("test")
+        self._at("test")
         if self.dist.is_main:
             best = ckpt_io.load(self.ckpt_dir / "best.pt")
             self.raw_model.load_state_dict(best["model"])
