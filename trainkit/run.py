@@ -17,6 +17,7 @@ from trainkit import distributed, files, guards, owner, record
 from trainkit.build import count_parameters, resolve_device
 from trainkit.config import to_plain, validate
 from trainkit.console import early_stop_line, epoch_line, fmt_metrics, say
+from trainkit.defaults import fill_trainer_defaults
 from trainkit.early_stopping import EarlyStopping
 from trainkit.early_stopping import from_config as early_stopping_from_config
 from trainkit.errors import ConfigError, TrainkitError
@@ -84,10 +85,10 @@ class Run:
         if dist.is_main and (self.resume_from is None or not (self.run_dir / "cmd.txt").exists()):
             files.atomic_write_text(self.run_dir / "cmd.txt", command + "\n")
         seed_everything(int(cfg.seed))
-        set_deterministic(bool(cfg.trainer.get("deterministic")))
+        set_deterministic(bool(cfg.trainer.deterministic))
         self.device = device = dist.device or resolve_device(cfg)
         if device.type == "cuda":
-            torch.backends.cudnn.benchmark = not cfg.trainer.get("deterministic")
+            torch.backends.cudnn.benchmark = not cfg.trainer.deterministic
         parts = build_parts(cfg, device, dist.rank, dist.world_size)
         check_parts(parts, device)
         self.cfg = cfg = parts.cfg  # with the data's facts: what config_resolved.yaml and the checkpoints hold
@@ -96,9 +97,9 @@ class Run:
         self._model_hash = model_source_hash(model)
         self.optimizer, self.scheduler, self.interval = parts.optimizer, parts.scheduler, parts.interval
         dtype, scaler, memory_format = parts.dtype, parts.scaler, parts.memory_format
-        strategy = str(cfg.trainer.get("strategy", "auto"))
+        strategy = str(cfg.trainer.strategy)
         train_model, fallback = distributed.wrap_model(model, device, strategy)
-        train_model = compile_model(train_model, device, bool(cfg.trainer.get("compile")))
+        train_model = compile_model(train_model, device, bool(cfg.trainer.compile))
         if dist.world_size > 1:  # a signal on any rank stops all ranks at the same step
             every = 1 if dist.backend == "gloo" else int(cfg.trainer.log_every_n_steps)
             self.stopper.restore()
@@ -118,7 +119,7 @@ class Run:
             log_every=int(cfg.trainer.log_every_n_steps),
             progress=str(cfg.trainer.progress),
             memory_format=memory_format,
-            on_nan=str(cfg.trainer.get("on_nan", "stop")),
+            on_nan=str(cfg.trainer.on_nan),
             is_main=dist.is_main,
         )
         if self.stop is not None:
@@ -126,7 +127,7 @@ class Run:
         else:
             self.loop.should_stop = lambda: self.stopper.requested
         self.loop.on_step_end = self.on_step_end
-        self._ckpt_every = int(cfg.trainer.get("checkpoint_every_n_steps") or 0)  # read once, not every step
+        self._ckpt_every = int(cfg.trainer.checkpoint_every_n_steps or 0)  # read once, not every step
         if self.loop.on_nan == "skip_batch" and self.loop.needs_closure:
             raise ConfigError(
                 "trainer.on_nan=skip_batch does not work with closure optimizers (LBFGS); "
@@ -413,11 +414,12 @@ def train(
 
     On failure leave a failed (or interrupted) summary and re-raise.
     """
+    fill_trainer_defaults(cfg)  # a resumed checkpoint's config from an older trainkit lacks newer keys
     run = Run(cfg, run_dir, choices, resume_from=resume_from, command=command)
     owns = owner.is_main_process()  # under DDP rank 0 owns the directory for the whole group
     if owns:  # before anything is written: refused here, nothing of the other run is touched
-        owner.take(run_dir, resuming=resume_from is not None, overwrite=bool(cfg.trainer.get("overwrite")),
-                   retry_failed=bool(cfg.trainer.get("skip_done")))
+        owner.take(run_dir, resuming=resume_from is not None, overwrite=bool(cfg.trainer.overwrite),
+                   retry_failed=bool(cfg.trainer.skip_done))
     try:
         try:
             run.setup()
@@ -425,7 +427,7 @@ def train(
         except torch.cuda.OutOfMemoryError as exc:
             s = getattr(run, "state", None)
             where = f"at epoch {s.epoch + 1}, step {s.step}" if s is not None else "while setting up"
-            bs, acc = cfg.data.get("batch_size"), cfg.trainer.get("accumulate")
+            bs, acc = cfg.data.get("batch_size"), cfg.trainer.accumulate
             raise guards.oom_error(exc, bs, acc, run.device, where) from exc
     except RunInterrupted as exc:
         run.fail(exc, status="interrupted")
