@@ -13,16 +13,20 @@ import pytest
 from omegaconf import DictConfig
 
 REPO = Path(__file__).resolve().parent.parent
+HOOKS = REPO / "tests" / "hooks"  # the test-side fault injection (trainkit_faults), see its docstring
 
 # Small, fast settings for end-to-end runs (digits, a few epochs).
 FAST = ["trainer.epochs=2", "trainer.progress=plain"]
 
 
 def cli_env(**extra: str) -> dict[str, str]:
+    """The subprocess environment: this checkout first on the path; a TRAINKIT_TEST_* fault in `extra`
+    also puts tests/hooks there, whose sitecustomize installs the fault injection."""
     env = dict(os.environ)
     env.pop("TRAINKIT_DEBUG", None)
     env.setdefault("OMP_NUM_THREADS", "1")
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    paths = [str(REPO), *([str(HOOKS)] if any(k.startswith("TRAINKIT_TEST_") for k in extra) else [])]
+    env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.update(extra)
     return env
 
@@ -56,6 +60,18 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert proc.returncode == 0, proc.stderr + proc.stdout
     (run_dir,) = run_dirs(cwd / "outputs")
     return run_dir
+
+
+@pytest.fixture
+def fault_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """trainkit_faults in this process, for in-process runs that set TRAINKIT_TEST_*; undone after the test."""
+    monkeypatch.syspath_prepend(str(HOOKS))
+    import trainkit_faults
+
+    from trainkit import files, run
+
+    monkeypatch.setattr(run, "POINTS", [*run.POINTS, trainkit_faults.signal_at])
+    monkeypatch.setattr(files, "atomic_write", trainkit_faults.kill_in_write(files.atomic_write))
 
 
 # --------------------------------------------------------------------------- in-process runs

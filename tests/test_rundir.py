@@ -235,7 +235,7 @@ def test_disk_full_and_unwritable_checkpoints_exit_1_naming_the_file(tmp_path: P
 @pytest.mark.parametrize(("phase", "epochs_done"), [("setup", None), ("end", 2), ("test", 2)])
 def test_sigterm_outside_the_loop_exits_143_interrupted_with_a_summary(
     phase: str, epochs_done: int | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], fault_hooks: None,
 ) -> None:
     run = tmp_path / "run"
     monkeypatch.setenv("TRAINKIT_TEST_SIGNAL", f"{phase}:TERM")
@@ -338,3 +338,29 @@ def test_the_fused_finite_check_sees_every_dtype_and_never_overflows() -> None:
     with torch.no_grad():
         model.weight[0, 0] = float("nan")
     assert not model_is_finite(model)
+
+
+# --------------------------------------------------------------------------- checkpoints of an older trainkit
+
+NEWER_TRAINER_KEYS = ("overwrite", "skip_done", "on_nan", "strategy", "compile", "deterministic",
+                      "checkpoint_every_n_steps", "early_stopping")
+
+
+def test_a_checkpoint_without_the_newer_trainer_keys_still_evaluates_and_resumes(
+    trained_run: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run = tmp_path / "old"
+    shutil.copytree(trained_run, run)
+    for name in ("last.pt", "best.pt"):
+        path = run / "checkpoints" / name
+        path.unlink()  # best.pt may be a hard link to last.pt: write each anew
+        ckpt = torch.load(trained_run / "checkpoints" / name, weights_only=True)
+        for key in NEWER_TRAINER_KEYS:
+            del ckpt["config"]["trainer"][key]
+        torch.save(ckpt, path)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["eval", f"ckpt={run}/checkpoints/best.pt"]) == 0, capfd.readouterr().err
+    assert json.loads((run / "eval.json").read_text())["epoch"] == 2
+    assert resume(run, "trainer.epochs=3") == 0, capfd.readouterr().err
+    assert status(run) == "completed"
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 3

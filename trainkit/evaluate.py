@@ -17,6 +17,7 @@ from trainkit import files, guards
 from trainkit.build import resolve_device
 from trainkit.config import GROUPS, validate
 from trainkit.console import console, fmt_metrics, say
+from trainkit.defaults import fill_trainer_defaults
 from trainkit.errors import ConfigError, TrainkitError
 from trainkit.loop import Loop, evaluate
 from trainkit.parts import build_parts, load_weights, seed_everything
@@ -78,6 +79,7 @@ def evaluate_checkpoint(
         raise TrainkitError(f"checkpoint '{ckpt_path}' carries no config, so its model cannot be rebuilt")
     source = f"the config stored in checkpoint '{ckpt_path}'"
     cfg = checked_config(ckpt["config"], source, overrides, apply_eval_overrides, prefixes)
+    fill_trainer_defaults(cfg)  # a checkpoint from an older trainkit lacks newer trainer keys
     validate(cfg)
     seed_everything(int(cfg.seed))
     device = resolve_device(cfg)

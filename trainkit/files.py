@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import signal
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -80,7 +79,6 @@ def atomic_write(
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        _injected_kill(path)
         if before_replace is not None:
             before_replace(Path(tmp))
         os.replace(tmp, path)
@@ -177,18 +175,3 @@ def remove_orphans(run_dir: str | os.PathLike[str]) -> list[Path]:
                 except OSError:
                     pass
     return removed
-
-
-def _injected_kill(path: Path) -> None:
-    """TRAINKIT_TEST_KILL_IN_WRITE=N: SIGKILL this process inside its N-th checkpoint (.pt) write, after
-    the temp file is written and before it replaces the old one. Fault injection for the kill tests."""
-    spec = os.environ.get("TRAINKIT_TEST_KILL_IN_WRITE")
-    if not spec or path.suffix != ".pt":
-        return
-    global _WRITES
-    _WRITES += 1
-    if int(spec) == _WRITES:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-_WRITES = 0

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from trainkit import distributed, files, guards, owner, record
 from trainkit.build import count_parameters, resolve_device
 from trainkit.config import to_plain, validate
 from trainkit.console import early_stop_line, epoch_line, fmt_metrics, say
+from trainkit.defaults import fill_trainer_defaults
 from trainkit.early_stopping import EarlyStopping
 from trainkit.early_stopping import from_config as early_stopping_from_config
 from trainkit.errors import ConfigError, TrainkitError
@@ -27,8 +28,14 @@ from trainkit.parts import build_parts, check_parts, load_weights, seed_everythi
 from trainkit.perf import compile_model, peak_memory
 from trainkit.record import resume_command
 from trainkit.runinfo import changed_warnings, header_lines, model_source_hash
-from trainkit.signals import RunInterrupted, StopOnSignal, injected_signal
+from trainkit.signals import RunInterrupted, StopOnSignal
 from trainkit.version import __version__
+
+# Callbacks called as hook(run, point) at named points of a run: "setup" (signal handlers installed,
+# nothing built yet), "step" (after every optimizer step and its mid-epoch checkpoint; run.state.step),
+# "end" (after the last epoch) and "test" (before the test). Empty in normal use: an instrumentation
+# point for tools outside the package, e.g. the tests' fault injection (tests/hooks/).
+POINTS: list[Callable[[Run, str], None]] = []
 
 
 class Run:
@@ -49,7 +56,6 @@ class Run:
         self.command = command
         self.stopper = StopOnSignal()  # one process; under a process group distributed.StopSignal instead
         self._sums: dict[str, torch.Tensor] = {}
-        self._signal_at = injected_signal()
         self.ckpt_dir = run_dir / "checkpoints"
         self.loggers: list[Logger] = []
         self.device: torch.device | None = None
@@ -66,7 +72,7 @@ class Run:
         again = (f"resume with: {resume_command(self.run_dir, cfg)}" if self.resume_from is not None
                  else "nothing was trained yet: start the run again")
         self.stopper.install(immediate=f"while setting up, before the first step; {again}")
-        self._inject("setup")
+        self._at("setup")
         validate(cfg)
         self.dist = dist = distributed.setup_run(cfg, self.run_dir)  # torchrun/SLURM: one group, one run dir
         if dist.is_main:  # only rank 0 writes into the run directory
@@ -79,10 +85,10 @@ class Run:
         if dist.is_main and (self.resume_from is None or not (self.run_dir / "cmd.txt").exists()):
             files.atomic_write_text(self.run_dir / "cmd.txt", command + "\n")
         seed_everything(int(cfg.seed))
-        set_deterministic(bool(cfg.trainer.get("deterministic")))
+        set_deterministic(bool(cfg.trainer.deterministic))
         self.device = device = dist.device or resolve_device(cfg)
         if device.type == "cuda":
-            torch.backends.cudnn.benchmark = not cfg.trainer.get("deterministic")
+            torch.backends.cudnn.benchmark = not cfg.trainer.deterministic
         parts = build_parts(cfg, device, dist.rank, dist.world_size)
         check_parts(parts, device)
         self.cfg = cfg = parts.cfg  # with the data's facts: what config_resolved.yaml and the checkpoints hold
@@ -91,9 +97,9 @@ class Run:
         self._model_hash = model_source_hash(model)
         self.optimizer, self.scheduler, self.interval = parts.optimizer, parts.scheduler, parts.interval
         dtype, scaler, memory_format = parts.dtype, parts.scaler, parts.memory_format
-        strategy = str(cfg.trainer.get("strategy", "auto"))
+        strategy = str(cfg.trainer.strategy)
         train_model, fallback = distributed.wrap_model(model, device, strategy)
-        train_model = compile_model(train_model, device, bool(cfg.trainer.get("compile")))
+        train_model = compile_model(train_model, device, bool(cfg.trainer.compile))
         if dist.world_size > 1:  # a signal on any rank stops all ranks at the same step
             every = 1 if dist.backend == "gloo" else int(cfg.trainer.log_every_n_steps)
             self.stopper.restore()
@@ -113,7 +119,7 @@ class Run:
             log_every=int(cfg.trainer.log_every_n_steps),
             progress=str(cfg.trainer.progress),
             memory_format=memory_format,
-            on_nan=str(cfg.trainer.get("on_nan", "stop")),
+            on_nan=str(cfg.trainer.on_nan),
             is_main=dist.is_main,
         )
         if self.stop is not None:
@@ -121,7 +127,7 @@ class Run:
         else:
             self.loop.should_stop = lambda: self.stopper.requested
         self.loop.on_step_end = self.on_step_end
-        self._ckpt_every = int(cfg.trainer.get("checkpoint_every_n_steps") or 0)  # read once, not every step
+        self._ckpt_every = int(cfg.trainer.checkpoint_every_n_steps or 0)  # read once, not every step
         if self.loop.on_nan == "skip_batch" and self.loop.needs_closure:
             raise ConfigError(
                 "trainer.on_nan=skip_batch does not work with closure optimizers (LBFGS); "
@@ -257,13 +263,12 @@ class Run:
         self._sums = sums
         if self._ckpt_every and state.step % self._ckpt_every == 0:
             self.save_mid_epoch()
-        if self._signal_at is not None and state.step == self._signal_at[0]:
-            os.kill(os.getpid(), self._signal_at[1])
+        self._at("step")
 
-    def _inject(self, phase: str) -> None:
-        """TRAINKIT_TEST_SIGNAL=setup|end|test:NAME: the test hook's signal at a phase outside the loop."""
-        if self._signal_at is not None and self._signal_at[0] == phase:
-            os.kill(os.getpid(), self._signal_at[1])
+    def _at(self, point: str) -> None:
+        """Call the POINTS callbacks (none in normal use) at a named point of the run."""
+        for hook in POINTS:
+            hook(self, point)
 
     def save_mid_epoch(self) -> None:
         """last.pt at the current step, with the epoch's partial sums so the epoch's metrics stay exact.
@@ -288,7 +293,7 @@ class Run:
         epochs = int(cfg.trainer.epochs)
         last = self.state.epoch if self.stopped_early_before_resume() else epochs
         fit(self.loop, self.data.train, self.data.val, self.state, last, str(cfg.trainer.monitor), self.on_epoch_end)
-        self._inject("end")
+        self._at("end")
         if self.stop is not None and self.stop.stopped:
             self.interrupted()
         resume_with = f"resume with: {resume_command(self.run_dir, self.cfg)}"
@@ -306,7 +311,7 @@ class Run:
             )
         # Training is over and last.pt holds it: a signal now stops the test at once (resume re-runs it).
         self.stopper.immediate = f"during the test, after training finished ({self.ckpt_dir / 'last.pt'}); {resume_with}"
-        self._inject("test")
+        self._at("test")
         if self.dist.is_main:
             best = ckpt_io.load(self.ckpt_dir / "best.pt")
             self.raw_model.load_state_dict(best["model"])
@@ -409,11 +414,12 @@ def train(
 
     On failure leave a failed (or interrupted) summary and re-raise.
     """
+    fill_trainer_defaults(cfg)  # a resumed checkpoint's config from an older trainkit lacks newer keys
     run = Run(cfg, run_dir, choices, resume_from=resume_from, command=command)
     owns = owner.is_main_process()  # under DDP rank 0 owns the directory for the whole group
     if owns:  # before anything is written: refused here, nothing of the other run is touched
-        owner.take(run_dir, resuming=resume_from is not None, overwrite=bool(cfg.trainer.get("overwrite")),
-                   retry_failed=bool(cfg.trainer.get("skip_done")))
+        owner.take(run_dir, resuming=resume_from is not None, overwrite=bool(cfg.trainer.overwrite),
+                   retry_failed=bool(cfg.trainer.skip_done))
     try:
         try:
             run.setup()
@@ -421,7 +427,7 @@ def train(
         except torch.cuda.OutOfMemoryError as exc:
             s = getattr(run, "state", None)
             where = f"at epoch {s.epoch + 1}, step {s.step}" if s is not None else "while setting up"
-            bs, acc = cfg.data.get("batch_size"), cfg.trainer.get("accumulate")
+            bs, acc = cfg.data.get("batch_size"), cfg.trainer.accumulate
             raise guards.oom_error(exc, bs, acc, run.device, where) from exc
     except RunInterrupted as exc:
         run.fail(exc, status="interrupted")

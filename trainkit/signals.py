@@ -7,7 +7,6 @@ No torch here: the Hydra job installs the handler before it imports the training
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 import threading
@@ -109,19 +108,3 @@ class StopOnSignal:
             with contextlib.suppress(ValueError, OSError, TypeError):
                 signal.signal(sig, handler)
         self._previous.clear()
-
-
-def injected_signal() -> tuple[int | str, int] | None:
-    """TRAINKIT_TEST_SIGNAL=STEP:NAME sends this process signal NAME right after optimizer step STEP.
-
-    STEP may also be a phase outside the loop: `setup` (start of set-up), `end` (after the last
-    epoch), `test` (before the test). Fault injection for the interruption tests (a real signal at
-    an exact point); unset in normal use.
-    """
-    spec = os.environ.get("TRAINKIT_TEST_SIGNAL")
-    if not spec:
-        return None
-    step, _, name = spec.partition(":")
-    name = name.upper()
-    signum = int(getattr(signal, name if name.startswith("SIG") else "SIG" + name))
-    return (int(step) if step.isdigit() else step), signum
