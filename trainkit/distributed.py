@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,6 @@ from torch import nn
 
 from trainkit.errors import ConfigError, TrainkitError
 from trainkit.signals import StopOnSignal
-
-STRATEGIES = ("auto", "ddp", "dp")
 
 
 @dataclass
@@ -284,8 +281,3 @@ def cleanup() -> None:
         dist.destroy_process_group()
     _INFO = DistInfo()
     _DIR_PENDING = False
-
-
-def on_main(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call fn only on rank 0 (checkpoints, summary, loggers)."""
-    return fn(*args, **kwargs) if _INFO.is_main else None
