@@ -105,9 +105,9 @@ def test_tilde_in_a_path_value_is_the_home_directory(tmp_path: Path, monkeypatch
     monkeypatch.setenv("HOME", str(tmp_path))
     assert prepare_overrides(["data.root=~/datasets", "a=~x", "~seed", "b=~"]) == [
         f"data.root={tmp_path}/datasets", "a=~x", "~seed", f"b={tmp_path}"]
-    monkeypatch.setenv("HOME", "/home/o'neil x")
+    monkeypatch.setenv("HOME", "/users/o'neil x")
     (ov,) = prepare_overrides(["data.root=~/d"])
-    assert compose(["data=image_folder", ov]).data.root == "/home/o'neil x/d"
+    assert compose(["data=image_folder", ov]).data.root == "/users/o'neil x/d"
 
 
 def test_the_space_probe_resolves_the_run_dir_as_hydra_will(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -147,10 +147,10 @@ def test_a_real_process_gets_one_line_and_no_run_dir(tmp_path: Path) -> None:
                               ["-m", "optim.lr=glob(*)", "trainer.epochs=-1"], ["data.root=~/datasets", "data=image_folder"]]):
         cwd = tmp_path / str(i)
         cwd.mkdir()
-        proc = run_cli(["train", *args], cwd, timeout=120, env=cli_env(HOME=str(tmp_path / "home")))
+        proc = run_cli(["train", *args], cwd, timeout=120, env=cli_env(HOME=str(tmp_path / "userhome")))
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, (args, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1 and not list(cwd.iterdir()), (args, proc.stderr)
-    assert f"data.root={tmp_path}/home/datasets does not exist" in proc.stderr  # ~ expanded, then checked
+    assert f"data.root={tmp_path}/userhome/datasets does not exist" in proc.stderr  # ~ expanded, then checked
 
 
 # --------------------------------------------------------------------------- broken data files

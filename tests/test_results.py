@@ -184,7 +184,7 @@ def test_the_sweep_table_keeps_key_columns_whole_and_short_at_80_and_120_columns
     from trainkit.report import collect
 
     # 4 jobs, 6 test metrics, long overrides they all share and short ones of their own.
-    shared = ["model=cnn", "data=fashion_mnist", "data.root=/home/someone/datasets/with/a/long/path", "trainer.epochs=30"]
+    shared = ["model=cnn", "data=fashion_mnist", "data.root=/data/someone/datasets/with/a/long/path", "trainer.epochs=30"]
     for i in range(4):
         fake_run(tmp_path / str(i), [f"optim.lr=0.{i + 1}", *shared], seed=0, best_value=0.9 + i / 100, **TESTS)
     lines = rendered(collect(tmp_path), width)
