@@ -201,6 +201,7 @@ class Run:
             "scaler": self.loop.scaler.state_dict(),  # {} for a disabled scaler
             **self.state.state_dict(),
             "config": to_plain(self.cfg),
+            "data_meta": self.data.meta,
             "rng": ckpt_io.rng_state(),
             "trainkit_version": __version__,
             "model_source_hash": self._model_hash,

@@ -30,6 +30,10 @@ class Data:
     info: dict[str, Any] = field(default_factory=dict)
     train_split: Any = None  # the training Dataset (class counts for loss.weight=auto)
     facts: dict[str, Any] = field(default_factory=dict)  # input_shape, num_classes, target_dim: for the builder
+    # What `eval` and `predict` need to treat new data as this run did, stored in every checkpoint as
+    # "data_meta" (plain str/number/list/dict values only, so it loads with weights_only=True):
+    # "class_names" (list[str], index = class id) and "preprocessing" (a table's fitted column transforms).
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def split_indices(n: int, fractions: list[float], seed: int) -> list[torch.Tensor]:
