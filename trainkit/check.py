@@ -17,6 +17,7 @@ from trainkit.build import count_parameters, resolve_device
 from trainkit.config import compose, validate
 from trainkit.console import console
 from trainkit.errors import ConfigError, TrainkitError
+from trainkit.layers import format_table, layer_table
 from trainkit.parts import build_parts, check_batch, check_data, first_val_batch, seed_everything
 
 
@@ -87,8 +88,11 @@ class ShapeTrace:
             h.remove()
 
 
-def dry_run(overrides: list[str], user_config_dir: str | None = None) -> dict[str, Any]:
-    """Build the run these overrides describe, train one batch, print what was seen; return the facts."""
+def dry_run(overrides: list[str], user_config_dir: str | None = None, layers: bool = False) -> dict[str, Any]:
+    """Build the run these overrides describe, train one batch, print what was seen; return the facts.
+
+    `layers`: also every layer's output shape, parameters and FLOPs on the batch (trainkit.layers).
+    """
     cfg = compose(overrides, user_config_dir=user_config_dir)
     validate(cfg)
     seed_everything(int(cfg.seed))
@@ -158,6 +162,10 @@ def dry_run(overrides: list[str], user_config_dir: str | None = None) -> dict[st
                 )
                 check_batch(parts, val_batch)
                 task.check_output(out, batch[1])
+                if layers:
+                    rows, total_flops = layer_table(model, batch[0])
+                    for line in format_table(rows, total_flops, n_params):
+                        say(f"           {line}", highlight=False, markup=False)
             loss, _ = task.step(model, criterion, batch)
             if not math.isfinite(float(loss.detach())):
                 raise TrainkitError(f"the loss of the first batch is {float(loss.detach())}; check the data and optim.lr")
@@ -221,6 +229,7 @@ def dry_run(overrides: list[str], user_config_dir: str | None = None) -> dict[st
         "epoch_s_estimate": epoch_s,
         "loss": float(loss.detach()),
         "shapes": trace.rows,
+        **({"layers": rows, "flops": total_flops} if layers else {}),
     }
 
 

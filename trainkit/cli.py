@@ -24,7 +24,8 @@ commands:
   eval    evaluate a checkpoint  trainkit eval ckpt=outputs/DATE/TIME/checkpoints/best.pt [split=val]
   ls      list config groups     trainkit ls            trainkit ls optim
   show    print the config       trainkit show model=cnn optim=adam
-  check   dry-run one batch      trainkit check data=mnist model=cnn
+  check   dry-run one batch      trainkit check data=mnist model=cnn   trainkit check --layers
+  tune    find a learning rate   trainkit tune lr optim=adam   (then optim.lr=VALUE, or optim.lr=auto)
   plot    plot training curves   trainkit plot outputs/DATE/TIME   trainkit plot outputs/multirun/DATE/TIME
   report  tabulate runs/sweeps   trainkit report outputs/multirun/DATE/TIME [--format table|csv|json|md]
 
@@ -137,7 +138,8 @@ def _parser() -> argparse.ArgumentParser:
     command("eval", "allow").add_argument("--trust-checkpoint", action="store_true")
     command("ls", "config-dir")
     command("show", "config-dir").add_argument("--yaml", action="store_true")
-    command("check", "config-dir")
+    command("check", "config-dir").add_argument("--layers", action="store_true")
+    command("tune", "config-dir")
     plot = command("plot")
     plot.add_argument("--out", nargs="?", default=argparse.SUPPRESS)
     plot.add_argument("--top", nargs="?", default=argparse.SUPPRESS)
@@ -292,17 +294,33 @@ examples:
   trainkit show experiment=mnist_cnn --yaml
 """
 
-CHECK_HELP = """usage: trainkit check [overrides...] [--config-dir DIR]
+CHECK_HELP = """usage: trainkit check [overrides...] [--config-dir DIR] [--layers]
 
 A real dry run: build the data, model, loss, optimizer and scheduler of the run these overrides
 describe, push one training batch forward and backward, print the shapes at each boundary, the
 parameter count, the batch's memory and an estimated epoch time, then exit. A mismatch stops
 with the same error the run would hit (exit 2). No run directory is written.
 
+  --layers    also a table of every layer: output shape, parameters and forward FLOPs on the batch
+
 examples:
   trainkit check
+  trainkit check --layers model=cnn data=fashion_mnist
   trainkit check model=cnn data.batch_size=256
   trainkit check --config-dir my_configs model=my_net data=my_data
+"""
+
+TUNE_HELP = """usage: trainkit tune lr [overrides...] [output=DIR] [--config-dir DIR]
+
+The learning-rate range test: build the run these overrides describe (its initial weights) and train
+tune.steps steps (200) while the lr rises exponentially from tune.min_lr (1e-6) to tune.max_lr (1),
+stopping early when the smoothed loss diverges. Writes lr_find.csv and lr_find.png (matplotlib:
+pip install 'trainkit[plot]') into outputs/lr_find/DATE/TIME (or output=DIR), prints the suggested lr
+and the override to train with. optim.lr=auto on `trainkit train` runs the same test first.
+
+examples:
+  trainkit tune lr
+  trainkit tune lr optim=adam tune.steps=100 output=lr_adam
 """
 
 PLOT_HELP = """usage: trainkit plot RUN_DIR [RUN_DIR ...] [--out FILE] [--top N]
@@ -364,7 +382,21 @@ def cmd_check(args: list[str]) -> int:
     from trainkit.config import prepare_overrides
 
     ns, rest = parsed
-    dry_run(prepare_overrides(rest), getattr(ns, "config_dir", None))
+    dry_run(prepare_overrides(rest), getattr(ns, "config_dir", None), layers=ns.layers)
+    return 0
+
+
+def cmd_tune(args: list[str]) -> int:
+    parsed = _config_command("tune", args, TUNE_HELP)
+    if parsed is None:
+        return 0
+    ns, rest = parsed
+    if not rest or rest[0] != "lr":
+        raise TrainkitError(f"tune needs what to tune: trainkit tune lr [overrides] (got {' '.join(rest[:1]) or 'nothing'})")
+    from trainkit.config import prepare_overrides
+    from trainkit.lr_find import tune_lr
+
+    tune_lr(prepare_overrides(rest[1:]), getattr(ns, "config_dir", None))
     return 0
 
 
@@ -412,6 +444,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "ls": cmd_ls,
     "show": cmd_show,
     "check": cmd_check,
+    "tune": cmd_tune,
     "plot": cmd_plot,
     "report": cmd_report,
 }

@@ -13,7 +13,7 @@ import os
 import platform
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ from trainkit.build import (
     build_task,
 )
 from trainkit.data import Data, build_data
+from trainkit.debug import limit_data
 from trainkit.errors import TrainkitError
 from trainkit.perf import wants_channels_last
 from trainkit.tasks import check_monitor
@@ -85,6 +86,7 @@ class Parts:
     scaler: Any = None  # a GradScaler, enabled for float16 autocast (None when built without training)
     memory_format: torch.memory_format | None = None
     data_s: float = 0.0  # time build_data took (check reports it)
+    notes: list[str] = field(default_factory=list)  # header lines: the debug limits in force (trainkit.debug)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -113,6 +115,7 @@ def build_parts(
     t0 = time.perf_counter()
     data = build_data(cfg, device, rank, world_size)
     data_s = time.perf_counter() - t0
+    notes = limit_data(data, cfg.trainer) if train else []  # debug limits: train and check, never eval
     cfg = with_facts(cfg, data.facts)
     task = build_task(cfg)
     model = build_model(cfg).to(device)
@@ -122,7 +125,7 @@ def build_parts(
     criterion = build_loss(cfg, data).to(device)
     task.check_criterion(criterion)
     parts = Parts(cfg=cfg, data=data, task=task, model=model, criterion=criterion,
-                  dtype=autocast_dtype(cfg, device), memory_format=memory_format, data_s=data_s)
+                  dtype=autocast_dtype(cfg, device), memory_format=memory_format, data_s=data_s, notes=notes)
     if train:
         parts.optimizer = build_optimizer(cfg, model)
         parts.scheduler, parts.interval = build_scheduler(cfg, parts.optimizer, parts.steps_per_epoch)

@@ -85,6 +85,29 @@ def _early_stopping(v: Any) -> str | None:
     return f"must be a group of settings; write trainer.early_stopping.patience={v} (and optionally .min_delta)"
 
 
+def _group(example: str) -> Check:
+    """A group of settings given one value (trainer.ema=0.999): name the key the user meant."""
+
+    def check(v: Any) -> str | None:
+        return None if isinstance(v, dict) else f"must be a group of settings; write {example.format(v=v)}"
+
+    return check
+
+
+def _batches(v: Any) -> str | None:
+    """limit_*_batches: a count of batches >= 1, or a fraction in (0, 1]."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return "must be a number of batches >= 1 or a fraction in (0, 1], e.g. 10 or 0.25"
+    if isinstance(v, int):
+        return None if v >= 1 else "must be a number of batches >= 1 or a fraction in (0, 1], e.g. 10 or 0.25"
+    return None if 0 < v <= 1 else "must be a number of batches >= 1 or a fraction in (0, 1], e.g. 10 or 0.25"
+
+
+def _lr(v: Any) -> str | None:
+    """optim.lr: a positive number, or auto (the lr range test picks it: trainkit.lr_find)."""
+    return None if v == "auto" else ("must be a positive number or auto" if _positive_number(v) else None)
+
+
 def _open_unit(v: Any) -> str | None:
     ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1
     return None if ok else "must be a number between 0 and 1"
@@ -156,7 +179,10 @@ RULES: dict[str, Check] = {
     "data.memory_budget_mb": _positive_number,
     "data.download": _bool,
     "data.skip_bad_files": _bool,
-    "optim.lr": _positive_number,
+    "optim.lr": _lr,
+    "tune.steps": _int(10),
+    "tune.min_lr": _positive_number,
+    "tune.max_lr": _positive_number,
     "optim.momentum": _nonneg_number,
     "optim.weight_decay": _nonneg_number,
     "device.type": _one_of("auto", "cpu", "cuda", "mps"),
@@ -166,6 +192,20 @@ RULES: dict[str, Check] = {
     "trainer.early_stopping": _optional(_early_stopping),
     "trainer.early_stopping.patience": _optional(_int(1)),
     "trainer.early_stopping.min_delta": _nonneg_number,
+    "trainer.fast_dev_run": _optional(_int(1)),
+    "trainer.limit_train_batches": _optional(_batches),
+    "trainer.limit_val_batches": _optional(_batches),
+    "trainer.overfit_batches": _optional(_int(1)),
+    "trainer.ema": _group("trainer.ema.decay={v}"),
+    "trainer.ema.decay": _optional(_open_unit),
+    "trainer.swa": _group("trainer.swa.start_epoch={v} (and optionally .lr)"),
+    "trainer.swa.start_epoch": _optional(_int(1)),
+    "trainer.swa.lr": _optional(_positive_number),
+    "trainer.swa.anneal_epochs": _int(1),
+    "trainer.profile": _bool,
+    "trainer.profile_schedule.wait": _int(0),
+    "trainer.profile_schedule.warmup": _int(0),
+    "trainer.profile_schedule.active": _int(1),
     "metrics.enabled": _bool,
     "metrics.top_k": _top_k,
     "metrics.average": _one_of("macro", "weighted", "micro"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import signal
 import sys
@@ -14,6 +15,7 @@ from omegaconf import DictConfig
 
 from trainkit import checkpoint as ckpt_io
 from trainkit import distributed, files, guards, owner, record
+from trainkit.averaging import Averaging
 from trainkit.build import count_parameters, resolve_device
 from trainkit.config import to_plain, validate
 from trainkit.console import early_stop_line, epoch_line, fmt_metrics, say
@@ -26,6 +28,7 @@ from trainkit.loop import Loop, LoopState, evaluate, fit, read_sums
 from trainkit.metrics import summary_numbers, write_test_report
 from trainkit.parts import build_parts, check_parts, load_weights, seed_everything, set_deterministic, versions
 from trainkit.perf import compile_model, peak_memory
+from trainkit.profiling import StepProfiler
 from trainkit.record import resume_command
 from trainkit.runinfo import changed_warnings, header_lines, model_source_hash
 from trainkit.signals import RunInterrupted, StopOnSignal
@@ -64,6 +67,9 @@ class Run:
         self.early_stopping: EarlyStopping | None = early_stopping_from_config(cfg.trainer)
         self.state = LoopState(early_stopping=self.early_stopping)  # its clock starts now
         self.stop_epoch: int | None = None
+        self.averaging: Averaging | None = None  # trainer.ema / trainer.swa (trainkit.averaging)
+        self.profiler: StepProfiler | None = None  # trainer.profile (trainkit.profiling)
+        self.lr_found: dict[str, Any] | None = None  # optim.lr=auto: what the range test chose (trainkit.lr_find)
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
@@ -84,6 +90,11 @@ class Run:
         command = self.command or shlex.join(["trainkit", "train", *sys.argv[1:]])
         if dist.is_main and (self.resume_from is None or not (self.run_dir / "cmd.txt").exists()):
             files.atomic_write_text(self.run_dir / "cmd.txt", command + "\n")
+        if str(cfg.optim.get("lr")) == "auto":  # before the seed: the real run starts as if the lr were given
+            from trainkit.lr_find import resolve_auto_lr
+
+            self.cfg = cfg = cfg.copy()
+            self.lr_found = resolve_auto_lr(cfg, self.run_dir / "lr_find", dist.world_size, dist.is_main)
         seed_everything(int(cfg.seed))
         set_deterministic(bool(cfg.trainer.deterministic))
         self.device = device = dist.device or resolve_device(cfg)
@@ -133,7 +144,9 @@ class Run:
                 "trainer.on_nan=skip_batch does not work with closure optimizers (LBFGS); "
                 "use trainer.on_nan=stop"
             )
+        self.averaging = Averaging.from_config(cfg.trainer, model, self.optimizer)
         ckpt = self.restore(self.resume_from) if self.resume_from is not None else None
+        self._start_extras()
         resume_epoch = self.state.epoch if ckpt is not None else None
         self.loggers = [CSVLogger(self.run_dir, resume_epoch=resume_epoch)] if dist.is_main else []
         if dist.is_main:
@@ -145,6 +158,8 @@ class Run:
             say(line)
         if fallback:
             say(fallback, style="yellow")
+        for note in parts.notes + ([self.lr_found["line"]] if self.lr_found else []):
+            say(note, style="yellow")
         if self.loop.is_main:
             resumed = None if ckpt is None else (self.resume_from, self.state.epoch, self.state.step)
             record.write_run_files(self.run_dir, cfg, device=device, data=self.data, command=command,
@@ -171,6 +186,8 @@ class Run:
             self.scheduler.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler"):  # None (older checkpoints) or {} (a disabled scaler): nothing to load
             self.loop.scaler.load_state_dict(ckpt["scaler"])
+        if self.averaging is not None:
+            self.averaging.load_state_dict(ckpt.get("averaging"))
         if not self.state.load_state_dict(ckpt) and self.early_stopping is not None:
             self._replay_early_stopping()  # a checkpoint from before the counters were saved
         if not self.dist.is_main:  # the partial sums are all ranks' together: rank 0 carries them, once
@@ -205,10 +222,14 @@ class Run:
             "rng": ckpt_io.rng_state(),
             "trainkit_version": __version__,
             "model_source_hash": self._model_hash,
+            **({"averaging": self.averaging.state_dict()} if self.averaging is not None else {}),
         }
 
     def on_epoch_end(self, row: dict[str, Any]) -> None:
         cfg, s = self.cfg.trainer, self.state
+        if self.averaging is not None:  # before the monitor check: val_ema_acc may be the monitor
+            self.averaging.epoch_end(int(row["epoch"]), self.loop)
+            row.update(self._evaluate_copies(self.averaging.val_models(), self.data.val, "val_{}_"))
         monitor = str(cfg.monitor)
         if monitor not in row:
             raise ConfigError(
@@ -266,6 +287,30 @@ class Run:
             self.save_mid_epoch()
         self._at("step")
 
+    def _start_extras(self) -> None:
+        """Averaging and profiler: their per-step calls go in front of on_step_end only when they are on."""
+        if self.averaging is not None:
+            self.averaging.begin(self.state.epoch, self.loop)
+        self.profiler = StepProfiler.from_config(self.cfg.trainer, self.run_dir, self.device, say)
+        calls = [c for c in (self.averaging and self.averaging.on_step, self.profiler and self.profiler.step) if c]
+        if calls:
+            after = self.loop.on_step_end
+
+            def on_step_end(state: LoopState, sums: dict[str, torch.Tensor]) -> None:
+                for call in calls:
+                    call()
+                after(state, sums)
+
+            self.loop.on_step_end = on_step_end
+
+    def _evaluate_copies(self, models: dict[str, torch.nn.Module], loader: Any, prefix: str) -> dict[str, float]:
+        """Metrics of averaged copies of the model on `loader`, keyed prefix.format(name) + metric."""
+        out: dict[str, float] = {}
+        for name, module in models.items():
+            metrics = evaluate(dataclasses.replace(self.loop, model=module), loader)
+            out.update({prefix.format(name) + k: v for k, v in metrics.items()})
+        return out
+
     def _at(self, point: str) -> None:
         """Call the POINTS callbacks (none in normal use) at a named point of the run."""
         for hook in POINTS:
@@ -291,9 +336,11 @@ class Run:
 
     def train(self) -> dict[str, Any]:
         cfg = self.cfg
-        epochs = int(cfg.trainer.epochs)
+        epochs = 1 if cfg.trainer.fast_dev_run is not None else int(cfg.trainer.epochs)
         last = self.state.epoch if self.stopped_early_before_resume() else epochs
         fit(self.loop, self.data.train, self.data.val, self.state, last, str(cfg.trainer.monitor), self.on_epoch_end)
+        if self.profiler is not None:
+            self.profiler.stop()
         self._at("end")
         if self.stop is not None and self.stop.stopped:
             self.interrupted()
@@ -324,6 +371,10 @@ class Run:
         summary.update({f"test_{k}": v for k, v in test.items()})
         for key, value in summary_numbers(report).items():
             summary.setdefault(key, value)
+        if self.averaging is not None:  # the final averaged weights beside best.pt's: ema_test_acc, swa_test_acc
+            copies = self._evaluate_copies(self.averaging.test_models(self.data.train, self.device), self.data.test, "{}_test_")
+            summary.update(copies)
+            say(f"test (averaged weights): {fmt_metrics(copies)}", style="bold")
         if self.dist.is_main:
             files.write_json(self.run_dir / "summary.json", summary)
             self.log_summary(summary)
@@ -350,6 +401,10 @@ class Run:
             "stopped_early": self.stop_epoch is not None,
             "stop_epoch": self.stop_epoch,
         }
+        if self.cfg.trainer.get("fast_dev_run") is not None:
+            out["fast_dev_run"] = int(self.cfg.trainer.fast_dev_run)  # a smoke test, not a result
+        if self.lr_found is not None:
+            out["lr_find"] = {k: v for k, v in self.lr_found.items() if k != "line"}
         if hasattr(self, "data"):
             out["data"] = {"sizes": self.data.sizes, "fingerprint": self.data.fingerprint, "loader": self.data.loader_kind,
                            "loader_reason": self.data.info.get("loader_reason")}
@@ -396,6 +451,8 @@ class Run:
         raise SystemExit(self.stop.exit_code)
 
     def close(self) -> None:
+        if self.profiler is not None:
+            self.profiler.stop()
         self.stopper.restore()
         for logger in self.loggers:
             logger.close()

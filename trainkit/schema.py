@@ -33,6 +33,25 @@ class EarlyStoppingSchema:
 
 
 @dataclass
+class EmaSchema:
+    decay: Optional[float]
+
+
+@dataclass
+class SwaSchema:
+    start_epoch: Optional[int]
+    lr: Optional[float]
+    anneal_epochs: int
+
+
+@dataclass
+class ProfileScheduleSchema:
+    wait: int
+    warmup: int
+    active: int
+
+
+@dataclass
 class TrainerSchema:
     epochs: int
     accumulate: int
@@ -49,6 +68,14 @@ class TrainerSchema:
     skip_done: bool
     overwrite: bool
     early_stopping: Optional[EarlyStoppingSchema]
+    fast_dev_run: Optional[int]
+    limit_train_batches: Any  # a count (int) or a fraction (float): rules.RULES checks it
+    limit_val_batches: Any
+    overfit_batches: Optional[int]
+    ema: EmaSchema
+    swa: SwaSchema
+    profile: bool
+    profile_schedule: ProfileScheduleSchema
 
 
 @dataclass
