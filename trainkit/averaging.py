@@ -61,6 +61,8 @@ class Averaging:
             self.swa_scheduler = SWALR(self.optimizer, swa_lr=lr, anneal_epochs=self.anneal_epochs)
             if self._scheduler_state is not None:  # resumed inside the phase
                 self.swa_scheduler.load_state_dict(self._scheduler_state)
+            else:  # epoch K is the first of the anneal: with anneal_epochs=1 it trains at swa.lr
+                self.swa_scheduler.step()
         loop.scheduler, loop.interval = self.swa_scheduler, "epoch"
 
     def val_models(self) -> dict[str, nn.Module]:

@@ -15,6 +15,7 @@ import copy
 import csv
 import io
 import math
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from trainkit.checkpoint import rng_state, set_rng_state
 from trainkit.errors import ConfigError, TrainkitError
 from trainkit.parts import build_parts, seed_everything
 
-SMOOTHING = 0.98  # weight of the running average of the loss
+SMOOTHING = 0.95  # weight of the running average of the loss
 DIVERGE = 4.0  # stop when the smoothed loss exceeds this many times its minimum
 
 
@@ -245,5 +246,6 @@ def tune_lr(overrides: list[str], user_config_dir: str | None = None, say: Any =
     if result.suggestion is None:
         raise _no_suggestion(result)
     say(f"suggested lr: {result.suggestion:g}")
-    say(f"use it with: trainkit train {' '.join([*overrides, f'optim.lr={result.suggestion!r}'])}")
+    keep = [a for a in overrides if not a.startswith(("optim.lr=", "tune."))]
+    say(f"use it with: {shlex.join(['trainkit', 'train', *keep, f'optim.lr={result.suggestion!r}'])}")
     return {"lr": result.suggestion, "dir": str(out_dir), "steps": len(result.lrs), "stopped": result.stopped}

@@ -170,7 +170,7 @@ def check_build(cfg: DictConfig, check_device: bool = True, models: dict[str, An
     if key not in models:
         models[key] = _quietly(lambda: build.build_model(cfg))
     model = models[key]
-    if model is None or cfg.optim.get("param_groups"):
+    if model is None or cfg.optim.get("param_groups") or str(cfg.optim.get("lr")) == "auto":  # auto: the run picks it
         return
     optimizer = _quietly(lambda: build.build_optimizer(cfg, model))
     if optimizer is not None:
