@@ -57,6 +57,11 @@ TYPOS = [
 ]
 
 WRONG_TYPES = [
+    ["trainer.fast_dev_run=true"], ["trainer.fast_dev_run=1.5"], ["trainer.limit_train_batches=all"],
+    ["trainer.limit_val_batches=true"], ["trainer.overfit_batches=few"], ["trainer.ema=0.999"],
+    ["trainer.ema.decay=high"], ["trainer.swa=3"], ["trainer.swa.start_epoch=1.5"], ["trainer.profile=yes"],
+    ["trainer.profile=1"], ["trainer.profile_schedule.active=x"], ["optim.lr=autoo"], ["optim.lr=AUTO"],
+    ["tune.steps=many"], ["tune.max_lr=big"], ["+trainer.fast_dev_run_=2"], ["trainer.fastdevrun=2"],
     ["seed=abc"], ["seed=1.5"], ["seed=true"], ["seed=[1]"], ["trainer.epochs=two"], ["trainer.epochs=1.5"],
     ["trainer.epochs=true"], ["trainer.epochs=[1,2]"], ["trainer.accumulate=x"], ["trainer.grad_clip=yes"],
     ["trainer.log_every_n_steps=0.5"], ["trainer.monitor_mode=up"], ["trainer.progress=fancy"],
@@ -88,6 +93,13 @@ OUT_OF_RANGE = [
     ["scheduler=multistep", "scheduler.milestones=[-1]"], ["scheduler=exponential", "scheduler.gamma=0"],
     ["model.in_shape=[0]"], ["model.in_shape=[-64]"], ["task.out_features=0"], ["task.out_features=-3"],
     ["data.val_fraction=0.6", "data.test_fraction=0.5"], ["model=cnn", "model.in_shape=[64]"],
+    # issue 15: debug presets, averaging, profiler, the lr range test
+    ["trainer.fast_dev_run=0"], ["trainer.fast_dev_run=-2"], ["trainer.limit_train_batches=0"],
+    ["trainer.limit_train_batches=1.5"], ["trainer.limit_val_batches=-0.5"], ["trainer.limit_val_batches=0.0"],
+    ["trainer.overfit_batches=0"], ["trainer.ema.decay=1"], ["trainer.ema.decay=0"], ["trainer.ema.decay=-0.5"],
+    ["trainer.swa.start_epoch=0"], ["trainer.swa.lr=0"], ["trainer.swa.lr=-1"], ["trainer.swa.anneal_epochs=0"],
+    ["trainer.profile_schedule.active=0"], ["trainer.profile_schedule.wait=-1"], ["tune.steps=5"], ["tune.min_lr=0"],
+    ["tune.max_lr=-1"],
 ]
 
 SYNTAX = [

@@ -10,6 +10,7 @@ Built only when asked for: a run without them has no object here and no per-step
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -62,7 +63,9 @@ class Averaging:
             if self._scheduler_state is not None:  # resumed inside the phase
                 self.swa_scheduler.load_state_dict(self._scheduler_state)
             else:  # epoch K is the first of the anneal: with anneal_epochs=1 it trains at swa.lr
-                self.swa_scheduler.step()
+                with warnings.catch_warnings():  # "step() before optimizer.step()": on purpose, between epochs
+                    warnings.simplefilter("ignore", UserWarning)
+                    self.swa_scheduler.step()
         loop.scheduler, loop.interval = self.swa_scheduler, "epoch"
 
     def val_models(self) -> dict[str, nn.Module]:
