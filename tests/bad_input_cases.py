@@ -15,8 +15,8 @@ ISSUE = [
     ["~data.memory_budget_mb"],
     ["~task.out_features"],
     ["--resolve"],
-    ["+trainer.fast_dev_run=true"],
-    ["+trainer.limit_train_batches=1"],
+    ["+trainer.fast_dev_run=true"],  # since issue 15 real keys: refused for their values
+    ["+trainer.limit_train_batches=0"],
     ["model.hidden=[-1]"],
     ["model.activation=foo"],
     ["trainer.monitor=val_foo"],
@@ -131,7 +131,7 @@ DELETIONS = [
 PLUS_MISUSE = [
     ["+trainer.epochs=3"], ["+optim.lr=0.1"], ["+seed=1"], ["+model=cnn"], ["+optim=adam"], ["+nokey=1"],
     ["+data.nokey=1"], ["+optim.nokey=1"], ["+model.nokey=1"], ["++trainer.fast_dev_run=true"], ["++optim.nokey=1"],
-    ["+trainer.limit_val_batches=1"], ["++data.nokey=2"], ["+device.nokey=1"], ["+loss.nokey=1"],
+    ["+trainer.limit_val_batch=1"], ["++data.nokey=2"], ["+device.nokey=1"], ["+loss.nokey=1"],
 ]
 
 SWEEPS = [
