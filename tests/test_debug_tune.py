@@ -86,6 +86,15 @@ def test_tune_lr_writes_csv_and_png_and_prints_the_override(tmp_path: Path, cli_
     assert (tmp_path / "lr" / "lr_find.png").stat().st_size > 1000
 
 
+def test_tune_lr_from_python_returns_the_suggestion(tmp_path: Path, monkeypatch) -> None:
+    import trainkit
+
+    monkeypatch.chdir(tmp_path)
+    result = trainkit.tune_lr(["tune.steps=40", "optim=adam"])
+    assert Path(result["dir"]).parent.parent.name == "lr_find" and (Path(result["dir"]) / "lr_find.csv").is_file()
+    assert 1e-6 <= result["lr"] <= 1 and result["steps"] <= 40
+
+
 def test_tune_lr_without_matplotlib_writes_the_csv_and_says_so(tmp_path: Path, cli_in_process, monkeypatch) -> None:
     def missing() -> None:
         raise TrainkitError("trainkit plot needs matplotlib")

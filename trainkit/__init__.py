@@ -19,7 +19,7 @@ from trainkit.version import __version__
 # Here, not in config.py: a SLURM job composes its sweep config before it imports anything else of ours.
 warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_\w+' is validated against Config")
 
-__all__ = ["__version__", "train", "evaluate"]
+__all__ = ["__version__", "train", "evaluate", "tune_lr"]
 
 
 def train(overrides: list[str] | None = None, config_dir: str | None = None) -> dict[str, Any]:
@@ -34,6 +34,13 @@ def evaluate(ckpt: str, overrides: list[str] | None = None, allow: list[str] | N
     from trainkit.api import evaluate as _evaluate
 
     return _evaluate(ckpt, overrides or [], allow=allow)
+
+
+def tune_lr(overrides: list[str] | None = None, config_dir: str | None = None) -> dict[str, Any]:
+    """Run `trainkit tune lr OVERRIDES` (the lr range test) and return {"lr", "dir", "steps", "stopped"}."""
+    from trainkit.api import tune_lr as _tune_lr
+
+    return _tune_lr(overrides or [], config_dir=config_dir)
 
 
 class _Package(types.ModuleType):

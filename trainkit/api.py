@@ -1,4 +1,4 @@
-"""`from trainkit import train, evaluate`: the CLI's commands as functions for scripts and notebooks.
+"""`from trainkit import train, evaluate, tune_lr`: the CLI's commands as functions for scripts and notebooks.
 
 `train` goes through the very code path of `trainkit train` (pre-flight check, Hydra's run
 directory under outputs/, the same files) and hands back the summary instead of exiting; a user
@@ -82,3 +82,14 @@ def evaluate(ckpt: str, overrides: list[str] | None = None, allow: list[str] | N
             f"checkpoint {ckpt} does not exist; give a path like outputs/DATE/TIME/checkpoints/best.pt"
         )
     return evaluate_checkpoint(str(ckpt), rest, split=split, trust=trust, allow=names)
+
+
+def tune_lr(overrides: list[str] | None = None, config_dir: str | None = None) -> dict[str, Any]:
+    """Run `trainkit tune lr OVERRIDES` (`output=DIR` among them picks the directory) and return its result.
+
+    The suggested lr is under "lr", the directory holding lr_find.csv and lr_find.png under "dir".
+    """
+    from trainkit.config import prepare_overrides
+    from trainkit.lr_find import tune_lr as range_test
+
+    return range_test(prepare_overrides(list(overrides or [])), config_dir)
