@@ -34,8 +34,10 @@ class StepProfiler:
         self.prof.start()
 
     @classmethod
-    def from_config(cls, trainer: DictConfig, run_dir: Path, device: torch.device, say: Any = print) -> StepProfiler | None:
-        if not trainer.profile:
+    def from_config(cls, trainer: DictConfig, run_dir: Path, device: torch.device, say: Any = print,
+                    is_main: bool = True) -> StepProfiler | None:
+        """None unless trainer.profile (read once, at set-up); under DDP only rank 0 profiles."""
+        if not trainer.profile or not is_main:
             return None
         w = trainer.profile_schedule
         return cls(run_dir / "profile", device, int(w.wait), int(w.warmup), int(w.active), say)
@@ -53,7 +55,7 @@ class StepProfiler:
         averages = prof.key_averages()
         tables = [averages.table(sort_by="self_cpu_time_total", row_limit=ROWS)]
         if self.cuda:
-            tables.append(averages.table(sort_by="self_cuda_time_total", row_limit=ROWS))
+            tables.append(averages.table(sort_by="self_device_time_total", row_limit=ROWS))
         text = "\n".join(tables)
         (self.out_dir / "top_ops.txt").write_text(text)
         wait, warmup, active = self.window

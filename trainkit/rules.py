@@ -105,7 +105,7 @@ def _batches(v: Any) -> str | None:
 
 def _lr(v: Any) -> str | None:
     """optim.lr: a positive number, or auto (the lr range test picks it: trainkit.lr_find)."""
-    return None if v == "auto" else ("must be a positive number or auto" if _positive_number(v) else None)
+    return None if v == "auto" else _positive_number(v)
 
 
 def _open_unit(v: Any) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import shlex
 import signal
@@ -93,7 +94,7 @@ class Run:
         if str(cfg.optim.get("lr")) == "auto":  # before the seed: the real run starts as if the lr were given
             from trainkit.lr_find import resolve_auto_lr
 
-            self.cfg = cfg = cfg.copy()
+            self.cfg = cfg = copy.deepcopy(cfg)
             self.lr_found = resolve_auto_lr(cfg, self.run_dir / "lr_find", dist.world_size, dist.is_main)
         seed_everything(int(cfg.seed))
         set_deterministic(bool(cfg.trainer.deterministic))
@@ -291,7 +292,7 @@ class Run:
         """Averaging and profiler: their per-step calls go in front of on_step_end only when they are on."""
         if self.averaging is not None:
             self.averaging.begin(self.state.epoch, self.loop)
-        self.profiler = StepProfiler.from_config(self.cfg.trainer, self.run_dir, self.device, say)
+        self.profiler = StepProfiler.from_config(self.cfg.trainer, self.run_dir, self.device, say, self.dist.is_main)
         calls = [c for c in (self.averaging and self.averaging.on_step, self.profiler and self.profiler.step) if c]
         if calls:
             after = self.loop.on_step_end
@@ -299,7 +300,8 @@ class Run:
             def on_step_end(state: LoopState, sums: dict[str, torch.Tensor]) -> None:
                 for call in calls:
                     call()
-                after(state, sums)
+                if after is not None:
+                    after(state, sums)
 
             self.loop.on_step_end = on_step_end
 
