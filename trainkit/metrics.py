@@ -1,4 +1,4 @@
-"""Test-time metrics from torchmetrics on the best checkpoint: a table in the terminal and test_report.json.
+"""Test-time metrics on the best and the last checkpoint: a table in the terminal and test_report.json.
 
 The per-epoch train/val numbers stay the cheap on-device sums of trainkit.tasks; this pass runs once, after
 training, over the test split with the best weights loaded, and measures what one epoch's sums cannot:
@@ -300,15 +300,16 @@ def write_report(path: Path, report: Mapping[str, Any]) -> None:
     atomic_write_text(path, text + "\n")
 
 
-def write_test_report(run: Any, test_metrics: Mapping[str, float]) -> dict[str, Any]:
-    """What Run.train calls after loading best.pt: compute, print, write test_report.json; {} when disabled."""
+def test_report(run: Any, test_metrics: Mapping[str, float], checkpoint: str, epoch: int | None) -> dict[str, Any]:
+    """The report of the weights now in `run.raw_model` (those of `checkpoint`); {} when disabled.
+
+    Under DDP every rank measures its shard and compute() gathers the states, so all ranks run this.
+    """
     cfg = run.cfg
     s = settings(cfg)
     if not s["enabled"]:
         return {}
     loop = run.loop
-    # Under DDP every rank measures its shard and torchmetrics' compute() gathers the states, so all ranks
-    # run this; only rank 0 prints and writes.
     dist = getattr(run, "dist", None)
     report = compute_report(
         run.raw_model, run.data.test, run.task, run.criterion, run.device,
@@ -320,10 +321,20 @@ def write_test_report(run: Any, test_metrics: Mapping[str, float]) -> dict[str, 
         from trainkit.distributed import all_reduce_sums
 
         report["samples"] = all_reduce_sums({}, int(report["samples"]))[1]
-        if not dist.is_main:
-            return report
-    report = {"split": "test", "checkpoint": "checkpoints/best.pt", "epoch": run.state.best_epoch, **report,
-              "settings": {k: s[k] for k in ("top_k", "average", "threshold")}}
-    print_report(report, f"test report (best epoch {run.state.best_epoch}, {report['samples']} samples)")
-    write_report(run.run_dir / "test_report.json", report)
-    return report
+    return {"split": "test", "checkpoint": checkpoint, "epoch": epoch, **report,
+            "settings": {k: s[k] for k in ("top_k", "average", "threshold")}}
+
+
+def write_test_report(run_dir: Path, best: dict[str, Any], last: dict[str, Any] | None) -> dict[str, Any]:
+    """Print the best checkpoint's report and write test_report.json: best's keys at the top, `last` beside.
+
+    `last` is the last checkpoint's report (its own `checkpoint`, `epoch`, `same_as_best`), or None.
+    """
+    if not best:
+        return {}
+    print_report(best, f"test report (best epoch {best['epoch']}, {best['samples']} samples)")
+    out = dict(best)
+    if last:
+        out["last"] = {k: v for k, v in last.items() if k not in ("split", "task", "kind", "settings")}
+    write_report(run_dir / "test_report.json", out)
+    return out

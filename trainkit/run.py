@@ -16,14 +16,14 @@ from trainkit import checkpoint as ckpt_io
 from trainkit import distributed, files, guards, owner, record
 from trainkit.build import count_parameters, resolve_device
 from trainkit.config import to_plain, validate
-from trainkit.console import early_stop_line, epoch_line, fmt_metrics, say
+from trainkit.console import early_stop_line, epoch_line, say
 from trainkit.defaults import fill_trainer_defaults
 from trainkit.early_stopping import EarlyStopping
 from trainkit.early_stopping import from_config as early_stopping_from_config
 from trainkit.errors import ConfigError, TrainkitError
+from trainkit.final_test import test_best_and_last
 from trainkit.loggers import CSVLogger, Logger, build_loggers, flatten_config, read_metrics
-from trainkit.loop import Loop, LoopState, evaluate, fit, read_sums
-from trainkit.metrics import summary_numbers, write_test_report
+from trainkit.loop import Loop, LoopState, fit, read_sums
 from trainkit.parts import build_parts, check_parts, load_weights, seed_everything, set_deterministic, versions
 from trainkit.perf import compile_model, peak_memory
 from trainkit.record import resume_command
@@ -219,9 +219,10 @@ class Run:
         for logger in self.loggers:
             logger.log_epoch(row)
         guards.assert_finite_epoch(self.raw_model, row)  # never save (or call best) a NaN model; every rank
-        better = s.best_value is None or (value < s.best_value if cfg.monitor_mode == "min" else value > s.best_value)
+        val_loss = float(row["val_loss"]) if row.get("val_loss") is not None else None
+        better = s.improves(value, str(cfg.monitor_mode), monitor, val_loss)  # a tie goes to the lower val_loss
         if better:
-            s.best_value, s.best_epoch = value, int(row["epoch"])
+            s.best_value, s.best_epoch, s.best_val_loss = value, int(row["epoch"]), val_loss
         es = self.early_stopping  # counted before the save, so last.pt carries this epoch's count
         stop = es is not None and distributed.any_rank(es.update(value))  # every rank: the same decision
         if self.dist.is_main:  # every rank holds the same weights and metrics; rank 0 writes them
@@ -313,17 +314,9 @@ class Run:
         # Training is over and last.pt holds it: a signal now stops the test at once (resume re-runs it).
         self.stopper.immediate = f"during the test, after training finished ({self.ckpt_dir / 'last.pt'}); {resume_with}"
         self._at("test")
-        if self.dist.is_main:
-            best = ckpt_io.load(self.ckpt_dir / "best.pt")
-            self.raw_model.load_state_dict(best["model"])
-        distributed.broadcast_module(self.raw_model)  # the other ranks get best.pt's weights from rank 0
-        test = evaluate(self.loop, self.data.test)
-        say(f"test (best epoch {self.state.best_epoch}): {fmt_metrics(test)}", style="bold")
-        report = write_test_report(self, test)
+        tested = test_best_and_last(self)  # test_* (best.pt, the contract) and last_test_* (last.pt)
         summary = self.summary("completed")
-        summary.update({f"test_{k}": v for k, v in test.items()})
-        for key, value in summary_numbers(report).items():
-            summary.setdefault(key, value)
+        summary.update(tested)
         if self.dist.is_main:
             files.write_json(self.run_dir / "summary.json", summary)
             self.log_summary(summary)
