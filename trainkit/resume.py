@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainkit.errors import ConfigError, TrainkitError
 from trainkit.record import resume_command  # noqa: F401 - where run.py and the tests find it
+from trainkit.schedulers import horizon_problem, stretch_horizon
 
 # Overrides a resumed run may take: they change how long it runs, what it logs and how fast it loads
 # data, never the numbers it computes. Anything else would silently continue a different run.
@@ -115,8 +116,11 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
         else:
             dotlist.append(f"{bare}={value}")
     if dotlist:
+        old_epochs = int(cfg.trainer.epochs)
         with open_dict(cfg):
             merge_dotlist(cfg, dotlist)
+            if cfg.get("scheduler") is not None:  # a schedule that follows trainer.epochs follows the new length
+                stretch_horizon(cfg.scheduler, old_epochs, int(cfg.trainer.epochs))
     return cfg
 
 
@@ -216,6 +220,9 @@ def _plan(
             f"trainer.epochs={cfg.trainer.epochs} but the checkpoint has already reached epoch {done}; "
             f"resume can only add epochs (trainer.epochs >= {done})"
         )
+    problem = horizon_problem(cfg.get("scheduler"), int(cfg.trainer.epochs))
+    if problem and ckpt.get("scheduler") is not None:
+        raise ConfigError(f"{problem}; resume without changing trainer.epochs, or start a new run")
     return ResumePlan(run_dir, ckpt_path, cfg, _choices(run_dir))
 
 

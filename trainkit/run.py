@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shlex
 import signal
 import sys
@@ -28,6 +29,7 @@ from trainkit.parts import build_parts, check_parts, load_weights, seed_everythi
 from trainkit.perf import compile_model, peak_memory
 from trainkit.record import resume_command
 from trainkit.runinfo import changed_warnings, header_lines, model_source_hash
+from trainkit.schedulers import resume_schedule
 from trainkit.signals import RunInterrupted, StopOnSignal
 from trainkit.version import __version__
 
@@ -166,9 +168,13 @@ class Run:
                      "if the model's code changed, restore it, or start a new run")
         for warning in changed_warnings(ckpt, path, self.raw_model):
             say(warning, style="yellow")
+        fresh = copy.deepcopy(self.scheduler.state_dict()) if self.scheduler is not None else None  # built for this run's epochs
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler is not None and ckpt.get("scheduler") is not None:
-            self.scheduler.load_state_dict(ckpt["scheduler"])
+            reached = int(ckpt["step"] if self.interval == "step" else ckpt["epoch"])
+            rebuilt = resume_schedule(self.scheduler, fresh, ckpt["scheduler"], self.optimizer, reached)
+            if rebuilt:
+                say(rebuilt)
         if ckpt.get("scaler"):  # None (older checkpoints) or {} (a disabled scaler): nothing to load
             self.loop.scaler.load_state_dict(ckpt["scaler"])
         if not self.state.load_state_dict(ckpt) and self.early_stopping is not None:

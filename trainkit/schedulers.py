@@ -56,3 +56,70 @@ class WarmupCosine(LRScheduler):
 
     def get_lr(self) -> list[float]:  # type: ignore[override]
         return [self.lr_at(base, self.last_epoch) for base in self.base_lrs]
+
+
+# --------------------------------------------------------------------------- a longer resume
+# The config keys that tie a schedule's length to trainer.epochs (configs/scheduler/ interpolate them),
+# and the scheduler attribute each becomes. A resumed run's stored config holds them resolved.
+HORIZON_KEYS = ("T_max", "epochs", "max_epochs", "total_iters")
+HORIZON_ATTRS = {"CosineAnnealingLR": "T_max", "OneCycleLR": "total_steps", "WarmupCosine": "max_epochs",
+                 "PolynomialLR": "total_iters"}
+
+
+def stretch_horizon(node: Any, old_epochs: int, new_epochs: int) -> list[str]:
+    """Set the scheduler keys that equalled the old trainer.epochs to the new one; the keys changed.
+
+    The stored config is resolved, so `T_max: ${trainer.epochs}` reads as the old number: a key whose
+    value is the old epochs is taken to follow trainer.epochs (a fixed horizon of another length stays).
+    """
+    changed = []
+    for key in HORIZON_KEYS:
+        value = node.get(key) if node is not None else None
+        if isinstance(value, int) and not isinstance(value, bool) and value == old_epochs != new_epochs:
+            node[key] = new_epochs
+            changed.append(key)
+    return changed
+
+
+def horizon_problem(node: Any, epochs: int) -> str | None:
+    """Why a schedule cannot run `epochs` epochs (OneCycleLR raises once past its last step), or None."""
+    target = str(node.get("_target_") or "") if node is not None else ""
+    if not target.endswith("OneCycleLR"):
+        return None
+    if node.get("total_steps") is not None:
+        return (f"scheduler OneCycleLR has a fixed scheduler.total_steps={node.total_steps}, so it cannot be "
+                f"stretched to trainer.epochs={epochs}")
+    if node.get("epochs") is not None and int(node.epochs) < epochs:
+        return (f"scheduler OneCycleLR ends after scheduler.epochs={node.epochs} (set apart from trainer.epochs), "
+                f"so it cannot run trainer.epochs={epochs}")
+    return None
+
+
+def resume_schedule(scheduler: Any, fresh: dict[str, Any], stored: dict[str, Any], optimizer: Any, reached: int) -> str | None:
+    """Continue a schedule from a checkpoint; rebuilt for a new horizon when trainer.epochs grew.
+
+    `fresh` is the state of the scheduler as just built for this run's config (its new horizon); the
+    optimizer already holds the checkpoint's state. An unchanged horizon loads the stored state, so
+    the run continues bit for bit. A longer one would keep the old horizon in that state (OneCycleLR
+    raises past its last step), so the fresh schedule is stepped `reached` times (the epochs or steps
+    already trained): the rest of the run follows the schedule the new length gives, from where it is.
+    Returns the line that says so, or None.
+    """
+    name = type(scheduler).__name__
+    attr = HORIZON_ATTRS.get(name)
+    if attr is None or stored.get(attr) is None or stored.get(attr) == fresh.get(attr):
+        scheduler.load_state_dict(stored)
+        return None
+    import warnings
+
+    scheduler.load_state_dict(fresh)
+    for group, lr in zip(optimizer.param_groups, fresh["_last_lr"], strict=True):
+        group["lr"] = lr
+    with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()": replaying, on purpose
+        warnings.simplefilter("ignore")
+        for _ in range(reached):
+            scheduler.step()
+    lr = scheduler.get_last_lr()[0]
+    return (f"scheduler {name}: {attr} {stored[attr]} -> {fresh[attr]} for the new trainer.epochs; rebuilt for "
+            f"the new horizon and moved to where the run is ({reached} {'steps' if name == 'OneCycleLR' else 'epochs'}"
+            f" done, lr {lr:.4g})")
