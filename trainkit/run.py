@@ -58,6 +58,7 @@ class Run:
         self.command = command
         self.stopper = StopOnSignal()  # one process; under a process group distributed.StopSignal instead
         self._sums: dict[str, torch.Tensor] = {}
+        self._count = 0  # samples of the current epoch at the last step (with _sums: a mid-epoch last.pt)
         self.ckpt_dir = run_dir / "checkpoints"
         self.loggers: list[Logger] = []
         self.device: torch.device | None = None
@@ -266,9 +267,9 @@ class Run:
         """Wall time of the run so far, across resumes."""
         return self.state.elapsed()
 
-    def on_step_end(self, state: LoopState, sums: dict[str, torch.Tensor]) -> None:
+    def on_step_end(self, state: LoopState, sums: dict[str, torch.Tensor], count: int) -> None:
         """After every optimizer step: a mid-epoch last.pt every trainer.checkpoint_every_n_steps steps."""
-        self._sums = sums
+        self._sums, self._count = sums, count  # the loop's own dict, read only when a checkpoint is written
         if self._ckpt_every and state.step % self._ckpt_every == 0:
             self.save_mid_epoch()
         self._at("step")
@@ -286,8 +287,8 @@ class Run:
         """
         s = self.state
         if s.batch_in_epoch:
-            sums = {k: v for k, v in self._sums.items() if k != "count"}
-            count = int(self._sums["count"]) if "count" in self._sums else 0
+            sums = dict(self._sums)
+            count = self._count
             s.partial_sums = read_sums(*distributed.all_reduce_sums(sums, count))
         # The loss is read only every log_every_n_steps: the weights are checked at every write,
         # so a NaN model never replaces a good last.pt or last.prev.pt (every rank: the same weights).

@@ -59,40 +59,9 @@ class WarmupCosine(LRScheduler):
 
 
 # --------------------------------------------------------------------------- a longer resume
-# The config keys that tie a schedule's length to trainer.epochs (configs/scheduler/ interpolate them),
-# and the scheduler attribute each becomes. A resumed run's stored config holds them resolved.
-HORIZON_KEYS = ("T_max", "epochs", "max_epochs", "total_iters")
+# The scheduler attribute that holds each schedule's length (resume.stretch_horizon sets its config key).
 HORIZON_ATTRS = {"CosineAnnealingLR": "T_max", "OneCycleLR": "total_steps", "WarmupCosine": "max_epochs",
                  "PolynomialLR": "total_iters"}
-
-
-def stretch_horizon(node: Any, old_epochs: int, new_epochs: int) -> list[str]:
-    """Set the scheduler keys that equalled the old trainer.epochs to the new one; the keys changed.
-
-    The stored config is resolved, so `T_max: ${trainer.epochs}` reads as the old number: a key whose
-    value is the old epochs is taken to follow trainer.epochs (a fixed horizon of another length stays).
-    """
-    changed = []
-    for key in HORIZON_KEYS:
-        value = node.get(key) if node is not None else None
-        if isinstance(value, int) and not isinstance(value, bool) and value == old_epochs != new_epochs:
-            node[key] = new_epochs
-            changed.append(key)
-    return changed
-
-
-def horizon_problem(node: Any, epochs: int) -> str | None:
-    """Why a schedule cannot run `epochs` epochs (OneCycleLR raises once past its last step), or None."""
-    target = str(node.get("_target_") or "") if node is not None else ""
-    if not target.endswith("OneCycleLR"):
-        return None
-    if node.get("total_steps") is not None:
-        return (f"scheduler OneCycleLR has a fixed scheduler.total_steps={node.total_steps}, so it cannot be "
-                f"stretched to trainer.epochs={epochs}")
-    if node.get("epochs") is not None and int(node.epochs) < epochs:
-        return (f"scheduler OneCycleLR ends after scheduler.epochs={node.epochs} (set apart from trainer.epochs), "
-                f"so it cannot run trainer.epochs={epochs}")
-    return None
 
 
 def resume_schedule(scheduler: Any, fresh: dict[str, Any], stored: dict[str, Any], optimizer: Any, reached: int) -> str | None:
