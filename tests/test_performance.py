@@ -281,3 +281,18 @@ def test_batched_cifar_preload_equals_the_per_sample_transforms() -> None:
     x, y = vision_tensors(ds)
     assert torch.equal(x, torch.stack([ds[i][0] for i in range(40)]))
     assert torch.equal(y, torch.tensor(ds.targets))
+
+
+def test_the_one_pass_finite_check_of_a_split_is_exact() -> None:
+    from trainkit.guards import all_finite
+
+    x = torch.randn(1000, 8)
+    assert all_finite(x)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        y = x.clone()
+        y[517, 3] = bad
+        assert not all_finite(y)
+    big = torch.full((1000,), 3e38)  # every value finite, their sum is not: the element-wise check decides
+    assert torch.isinf(big.sum()) and all_finite(big)
+    both = torch.tensor([float("inf"), -float("inf"), 1.0])
+    assert not all_finite(both)
