@@ -18,7 +18,7 @@ ENTRIES = {"cli", "job", "check", "evaluate", "api", "completion", "__main__", "
 LAYERS: list[set[str]] = [
     ENTRIES,
     {"run"},
-    {"build", "parts", "loop", "preflight", "lr_find"},  # parts: the one builder; preflight: the checks before training
+    {"build", "parts", "loop", "preflight", "lr_find", "final_test"},  # parts: the one builder; preflight: the checks before training
     set(),  # the middle: data, models, tasks (a package), checkpoint, config, rules and every module not named
     {"instantiate", "loggers", "distributed", "signals", "errors", "version", "files", "console"},
 ]

@@ -297,3 +297,80 @@ def test_a_report_without_a_metric_family_counts_the_test_samples() -> None:
     loader = TensorLoader((torch.zeros(7, 2), torch.zeros(7)), batch_size=3)
     r = compute_report(Echo(), loader, Named("triplets"), None, torch.device("cpu"), task_metrics={"loss": 0.5})
     assert r["samples"] == 7 and r["metrics"] == {"loss": 0.5}
+
+
+def _torchmetrics_values(kind: str, width: int, s: dict, preds: list, targets: list) -> dict:
+    """What torchmetrics (the report's engine before it was plain torch) gives for the same batches."""
+    import torchmetrics.classification as tmc
+    import torchmetrics.regression as tmr
+
+    avg, thr = s["average"], s["threshold"]
+    if kind == "multiclass":
+        m = {"acc": tmc.MulticlassAccuracy(num_classes=width, average="micro"),
+             **{f"top{k}_acc": tmc.MulticlassAccuracy(num_classes=width, top_k=k, average="micro") for k in s["top_k"]
+                if 1 < k < width},
+             f"f1_{avg}": tmc.MulticlassF1Score(num_classes=width, average=avg),
+             f"precision_{avg}": tmc.MulticlassPrecision(num_classes=width, average=avg),
+             f"recall_{avg}": tmc.MulticlassRecall(num_classes=width, average=avg),
+             "_per_class": tmc.MulticlassAccuracy(num_classes=width, average=None),
+             "_confusion": tmc.MulticlassConfusionMatrix(num_classes=width)}
+    elif kind == "binary":
+        m = {"acc": tmc.BinaryAccuracy(threshold=thr), "f1": tmc.BinaryF1Score(threshold=thr),
+             "precision": tmc.BinaryPrecision(threshold=thr), "recall": tmc.BinaryRecall(threshold=thr),
+             "auroc": tmc.BinaryAUROC(), "_confusion": tmc.BinaryConfusionMatrix(threshold=thr)}
+    elif kind == "multilabel":
+        m = {"exact_match": tmc.MultilabelExactMatch(num_labels=width, threshold=thr),
+             "acc": tmc.MultilabelAccuracy(num_labels=width, threshold=thr, average="micro"),
+             f"f1_{avg}": tmc.MultilabelF1Score(num_labels=width, threshold=thr, average=avg),
+             "_per_class": tmc.MultilabelAccuracy(num_labels=width, threshold=thr, average=None),
+             "_confusion": tmc.MultilabelConfusionMatrix(num_labels=width, threshold=thr)}
+    else:
+        m = {"mae": tmr.MeanAbsoluteError(), "mse": tmr.MeanSquaredError(),
+             "rmse": tmr.MeanSquaredError(squared=False), "r2": tmr.R2Score()}
+    for p, t in zip(preds, targets, strict=True):
+        for metric in m.values():
+            metric.update(p, t)
+    return {k: v.compute() for k, v in m.items()}
+
+
+@pytest.mark.parametrize("avg", ["macro", "weighted", "micro"])
+@pytest.mark.parametrize("case", ["multiclass", "absent_class", "binary", "binary_scores", "binary_one_class",
+                                  "multilabel", "regression", "regression_constant"])
+def test_the_plain_torch_report_equals_torchmetrics_value_for_value(case: str, avg: str) -> None:
+    from trainkit.metrics import DEFAULTS, Family
+
+    g = torch.Generator().manual_seed(len(case) * 7 + len(avg))
+    kind = case.split("_")[0].replace("absent", "multiclass")
+    s = {**DEFAULTS, "average": avg, "top_k": [2, 5]}
+    n, width = 53, {"multiclass": 7, "binary": 1, "multilabel": 4, "regression": 1}[kind]
+    preds, targets = [], []
+    for _ in range(3):  # three batches: the statistics accumulate across them
+        if kind == "multiclass":
+            p = torch.randn(n, width, generator=g)
+            t = torch.randint(0, width, (n,), generator=g)
+            if case == "absent_class":  # class 6 is neither a target nor a prediction; class 5 never predicted
+                p[:, 5:] = -10.0
+                t = t.clamp(max=5)
+        elif kind == "binary":
+            p = torch.rand(n, generator=g).round(decimals=1)  # ties in the scores
+            p = p * 6 - 3 if case == "binary_scores" else p  # scores outside [0, 1]: read through a sigmoid
+            t = torch.randint(0, 2, (n,), generator=g) * (0 if case == "binary_one_class" else 1)
+        elif kind == "multilabel":
+            p, t = torch.rand(n, width, generator=g), torch.randint(0, 2, (n, width), generator=g)
+        else:
+            t = torch.randn(n, generator=g) * (0 if case == "regression_constant" else 1) + 2
+            p = t + 0.3 * torch.randn(n, generator=g)
+        preds.append(p)
+        targets.append(t)
+    fam = Family(kind, width, s, torch.device("cpu"))
+    for p, t in zip(preds, targets, strict=True):
+        fam.update(p, t)
+    ours = fam.compute()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchmetrics warns of a class with no samples
+        theirs = _torchmetrics_values(kind, width, s, preds, targets)
+    assert set(ours) == set(theirs)
+    for key in theirs:
+        assert torch.equal(ours[key].reshape(theirs[key].shape).to(theirs[key].dtype), theirs[key]), key

@@ -7,6 +7,7 @@ summary.json records peak memory, and GPU-only settings degrade on the CPU witho
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -65,6 +66,23 @@ def test_python_m_trainkit_help_imports_no_torch(tmp_path) -> None:  # type: ign
     assert proc.returncode == 0 and "usage: trainkit" in proc.stdout
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     assert not {m for m in imported if m.split(".")[0] in ("torch", "torchvision", "hydra")}
+
+
+@pytest.mark.slow
+def test_a_whole_run_imports_none_of_the_packages_its_fixed_cost_was(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The test report is plain torch: a run no longer imports torchmetrics (and with it torchvision.models,
+    scipy.signal, matplotlib, lightning_utilities: 1.5-2 CPU seconds), nor sklearn for the digits."""
+    code = (
+        "import sys\n"
+        "from trainkit.cli import main\n"
+        "rc = main(['train', 'trainer.epochs=1', 'trainer.progress=none', 'hydra.run.dir=run'])\n"
+        "heavy = ('torchmetrics', 'torchvision.models', 'scipy', 'matplotlib', 'lightning_utilities', 'sklearn')\n"
+        "print('RC', rc, 'HEAVY', sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=cli_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert "RC 0 HEAVY []" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert json.loads((tmp_path / "run" / "test_report.json").read_text())["metrics"]["f1_macro"] > 0
 
 
 # ---------------------------------------------------------------------------- loader choice and budget
@@ -263,3 +281,18 @@ def test_batched_cifar_preload_equals_the_per_sample_transforms() -> None:
     x, y = vision_tensors(ds)
     assert torch.equal(x, torch.stack([ds[i][0] for i in range(40)]))
     assert torch.equal(y, torch.tensor(ds.targets))
+
+
+def test_the_one_pass_finite_check_of_a_split_is_exact() -> None:
+    from trainkit.guards import all_finite
+
+    x = torch.randn(1000, 8)
+    assert all_finite(x)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        y = x.clone()
+        y[517, 3] = bad
+        assert not all_finite(y)
+    big = torch.full((1000,), 3e38)  # every value finite, their sum is not: the element-wise check decides
+    assert torch.isinf(big.sum()) and all_finite(big)
+    both = torch.tensor([float("inf"), -float("inf"), 1.0])
+    assert not all_finite(both)

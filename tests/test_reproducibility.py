@@ -495,3 +495,44 @@ def test_printed_resume_command_allows_the_runs_own_packages(tmp_path: Path) -> 
            "scheduler": {"_target_": None}}
     assert resume_command(tmp_path, cfg).endswith(f"resume={tmp_path.resolve()} --allow my_project.")
     assert resume_command(tmp_path, {"optim": {"_target_": "torch.optim.SGD"}}) == f"trainkit train resume={tmp_path.resolve()}"
+
+
+# ------------------------------------------------------------------------------ a longer resume
+
+SCHEDULERS = sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "configs" / "scheduler").glob("*.yaml"))
+HORIZON = {"cosine": ("T_max", 2), "onecycle": ("total_steps", 40), "warmup_cosine": ("max_epochs", 2)}
+
+
+@pytest.mark.parametrize("name", SCHEDULERS)
+def test_resume_with_more_epochs_follows_the_longer_schedule(name: str, tmp_path: Path, cli_in_process) -> None:  # type: ignore[no-untyped-def]
+    from conftest import train_in_process
+
+    # One epoch, then resumed to two: epoch 2's lr is the one a two-epoch run has (digits: 20 steps an epoch).
+    base = ["trainer.progress=none", f"scheduler={name}", "optim.lr=0.05"]
+    train_in_process([*base, "trainer.epochs=1"], tmp_path / "run")
+    train_in_process([*base, "trainer.epochs=2"], tmp_path / "two")
+    proc = cli_in_process(["train", f"resume={tmp_path / 'run'}", "trainer.epochs=2"], tmp_path)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    resumed, two = metrics_rows(tmp_path / "run"), metrics_rows(tmp_path / "two")
+    assert [r["epoch"] for r in resumed] == ["1", "2"]
+    assert float(resumed[1]["lr"]) == pytest.approx(float(two[1]["lr"]), rel=1e-6)
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["step"] == 40
+    if name in HORIZON:
+        attr, value = HORIZON[name]
+        assert f"rebuilt for the new horizon and moved to where the run is ({20 if name == 'onecycle' else 1} " in proc.stdout
+        assert state["scheduler"][attr] == value and state["config"]["scheduler"] != {}
+    else:
+        assert "rebuilt" not in proc.stdout
+
+
+@pytest.mark.parametrize("fixed", ["scheduler.epochs=2", "+scheduler.total_steps=40"])
+def test_resume_past_a_fixed_onecycle_horizon_is_refused(fixed: str, tmp_path: Path, cli_in_process) -> None:  # type: ignore[no-untyped-def]
+    from conftest import train_in_process
+
+    train_in_process(["trainer.progress=none", "scheduler=onecycle", fixed, "trainer.epochs=1"], tmp_path / "run")
+    proc = cli_in_process(["train", f"resume={tmp_path / 'run'}", "trainer.epochs=3"], tmp_path)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert "scheduler OneCycleLR" in line and "trainer.epochs=3" in line and "start a new run" in line
+    assert load_summary(tmp_path / "run")["status"] == "completed"  # refused before anything was touched

@@ -357,3 +357,74 @@ def test_runs_of_several_tasks_show_each_runs_monitor(tmp_path: Path) -> None:
     body = [cells_of(line) for line in lines if line.startswith("│")]
     assert ["0", "completed", "task=regression seed=0", "val_rmse", "0.7"] in [row[:5] for row in body]
     assert ["2", "completed", "seed=0", "val_acc", "0.9"] in [row[:5] for row in body]
+
+
+# ------------------------------------------------------------------------------ best and last, both tested
+
+
+@pytest.mark.slow
+def test_best_and_last_are_both_tested_and_equal_what_eval_gives(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    from conftest import train_in_process
+
+    from trainkit.evaluate import evaluate_checkpoint
+
+    # Monitoring train_loss for its maximum makes epoch 1 the best of 2, so best.pt and last.pt differ.
+    run = tmp_path / "run"
+    summary = train_in_process(["trainer.epochs=2", "trainer.progress=none", "trainer.monitor=train_loss",
+                                "trainer.monitor_mode=max"], run)
+    out = capfd.readouterr().out
+    assert summary["best_epoch"] == 1 and summary["epochs"] == 2
+    report = json.loads((run / "test_report.json").read_text())
+    assert (report["checkpoint"], report["epoch"]) == ("checkpoints/best.pt", 1)  # the contract keeps its keys
+    last = report["last"]
+    assert (last["checkpoint"], last["epoch"], last["same_as_best"]) == ("checkpoints/last.pt", 2, False)
+    assert sum(map(sum, last["confusion_matrix"])) == last["samples"] == 359
+    assert set(last["metrics"]) == set(report["metrics"]) >= {"loss", "acc", "f1_macro", "top5_acc"}
+    for name, prefix in (("best.pt", "test_"), ("last.pt", "last_test_")):
+        ev = evaluate_checkpoint(str(run / "checkpoints" / name), ["trainer.progress=none"])
+        assert summary[f"{prefix}loss"] == ev["test_loss"] and summary[f"{prefix}acc"] == ev["test_acc"]
+    assert last["metrics"]["acc"] == summary["last_test_acc"] != summary["test_acc"]
+    assert report["metrics"]["f1_macro"] == summary["test_f1_macro"]
+    assert last["metrics"]["f1_macro"] == summary["last_test_f1_macro"]
+    # The final block: one row per metric, best's column beside last's.
+    block = out[out.index("test   "):].splitlines()
+    assert block[0].split() == ["test", "best", "(epoch", "1)", "last", "(epoch", "2)"]
+    assert block[2].split() == ["acc", f"{summary['test_acc']:.4f}", f"{summary['last_test_acc']:.4f}"]
+    assert "tested once" not in out
+
+
+def test_a_best_that_is_the_last_epoch_is_tested_once(tmp_path: Path, capfd: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import train_in_process
+
+    from trainkit import final_test
+
+    calls: list[str] = []
+    real = final_test._test
+    monkeypatch.setattr(final_test, "_test", lambda run, name, epoch: calls.append(name) or real(run, name, epoch))
+    summary = train_in_process(["trainer.epochs=1", "trainer.progress=none"], tmp_path / "run")
+    assert calls == ["best.pt"]
+    assert "the best epoch is the last one (1): one checkpoint, tested once" in capfd.readouterr().out
+    assert {k: v for k, v in summary.items() if k.startswith("last_test_")} == {
+        f"last_{k}": v for k, v in summary.items() if k.startswith("test_")}
+    last = json.loads((tmp_path / "run" / "test_report.json").read_text())["last"]
+    assert (last["checkpoint"], last["epoch"], last["same_as_best"]) == ("checkpoints/last.pt", 1, True)
+
+
+def test_a_tie_on_the_monitor_goes_to_the_lower_val_loss_and_survives_a_resume() -> None:
+    from trainkit.state import LoopState
+
+    s = LoopState()
+    assert s.improves(0.9, "max", "val_acc", 0.5)
+    s.best_value, s.best_epoch, s.best_val_loss = 0.9, 1, 0.5
+    assert not s.improves(0.9, "max", "val_acc", 0.6)  # a tie with a higher loss: the earlier epoch stays
+    assert s.improves(0.9, "max", "val_acc", 0.4)  # a tie with a lower loss: the later epoch is best
+    assert s.improves(0.95, "max", "val_acc", 9.0) and not s.improves(0.85, "max", "val_acc", 0.0)
+    by_loss = LoopState(best_value=0.5, best_epoch=1, best_val_loss=0.5)
+    assert not by_loss.improves(0.5, "min", "val_loss", 0.5)  # val_loss itself: a tie is no improvement
+    again = LoopState()
+    again.load_state_dict(s.state_dict())  # the best epoch's val_loss travels with the checkpoint
+    assert again.best_val_loss == 0.5 and again.improves(0.9, "max", "val_acc", 0.4)
+    old = {k: v for k, v in s.state_dict().items() if k != "best_val_loss"}  # a checkpoint from before
+    again.load_state_dict(old)
+    assert again.best_val_loss is None and not again.improves(0.9, "max", "val_acc", 0.0)

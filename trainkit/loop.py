@@ -49,7 +49,7 @@ class Loop:
     progress: str = "auto"
     on_nan: str = "stop"  # stop | skip_batch (see guards.zero_nonfinite_grads for what a skip costs)
     is_main: bool = True
-    on_step_end: Callable[[LoopState, dict[str, torch.Tensor]], None] | None = None
+    on_step_end: Callable[[LoopState, dict[str, torch.Tensor], int], None] | None = None  # (state, sums, samples)
     should_stop: Callable[[], bool] = lambda: False
     memory_format: torch.memory_format | None = None  # channels_last for conv nets on CUDA
     on_log: Callable[[int, dict[str, float]], None] | None = None  # loggers, at each log interval
@@ -159,8 +159,8 @@ def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epoch
                 if loop.on_log is not None:
                     loop.on_log(state.step, {"train_loss": recent, "lr": loop.lr()})
                 last_logged, last_count = {"loss": sums["loss"].clone()}, count
-            if loop.on_step_end is not None:
-                loop.on_step_end(state, {**sums, "count": torch.tensor(float(count))})
+            if loop.on_step_end is not None:  # the live sums and the sample count: no per-step copy or tensor
+                loop.on_step_end(state, sums, count)
             if loop.should_stop():
                 break
     finally:

@@ -1,4 +1,4 @@
-"""Test-time metrics from torchmetrics on the best checkpoint: a table in the terminal and test_report.json.
+"""Test-time metrics on the best and the last checkpoint: a table in the terminal and test_report.json.
 
 The per-epoch train/val numbers stay the cheap on-device sums of trainkit.tasks; this pass runs once, after
 training, over the test split with the best weights loaded, and measures what one epoch's sums cannot:
@@ -102,49 +102,188 @@ def prepare(kind: str, out: torch.Tensor, y: torch.Tensor, criterion: nn.Module 
     return f"no metrics for kind {kind}"
 
 
-# ---------------------------------------------------------------------------- torchmetrics objects
+# ---------------------------------------------------------------------------- the metric families
+# Plain torch, computed as torchmetrics computes them (its classification and regression metrics,
+# op for op in float32, so every value in test_report.json is the one torchmetrics gave; the tests
+# compare the two): importing torchmetrics cost a run 1.5-2 CPU seconds, more than a small run's training.
 
 
-def build_metrics(kind: str, width: int, s: Mapping[str, Any]) -> dict[str, Any]:
-    """The torchmetrics objects of one family; `width` is the class/label count (from the model's output)."""
-    import torchmetrics.classification as tmc
-    import torchmetrics.regression as tmr
+def _div(num: torch.Tensor, denom: torch.Tensor) -> torch.Tensor:
+    """num / denom in float32, 0 where denom is 0 (torchmetrics' _safe_divide)."""
+    num, denom = num.float(), denom.float()
+    return torch.where(denom != 0, num / denom, torch.zeros((), dtype=num.dtype, device=num.device))
 
-    avg, thr = str(s["average"]), float(s["threshold"])
-    m: dict[str, Any] = {}
-    if kind == "multiclass":
-        m["acc"] = tmc.MulticlassAccuracy(num_classes=width, average="micro")
-        for k in s["top_k"]:
-            if 1 < k < width:
-                m[f"top{k}_acc"] = tmc.MulticlassAccuracy(num_classes=width, top_k=k, average="micro")
-        m[f"f1_{avg}"] = tmc.MulticlassF1Score(num_classes=width, average=avg)
-        m[f"precision_{avg}"] = tmc.MulticlassPrecision(num_classes=width, average=avg)
-        m[f"recall_{avg}"] = tmc.MulticlassRecall(num_classes=width, average=avg)
-        m["_per_class"] = tmc.MulticlassAccuracy(num_classes=width, average=None)
-        m["_confusion"] = tmc.MulticlassConfusionMatrix(num_classes=width)
-    elif kind == "binary":
-        m["acc"] = tmc.BinaryAccuracy(threshold=thr)
-        m["f1"] = tmc.BinaryF1Score(threshold=thr)
-        m["precision"] = tmc.BinaryPrecision(threshold=thr)
-        m["recall"] = tmc.BinaryRecall(threshold=thr)
-        m["auroc"] = tmc.BinaryAUROC()
-        m["_confusion"] = tmc.BinaryConfusionMatrix(threshold=thr)
-    elif kind == "multilabel":
-        m["exact_match"] = tmc.MultilabelExactMatch(num_labels=width, threshold=thr)
-        m["acc"] = tmc.MultilabelAccuracy(num_labels=width, threshold=thr, average="micro")
-        m[f"f1_{avg}"] = tmc.MultilabelF1Score(num_labels=width, threshold=thr, average=avg)
-        m["_per_class"] = tmc.MultilabelAccuracy(num_labels=width, threshold=thr, average=None)
-        m["_confusion"] = tmc.MultilabelConfusionMatrix(num_labels=width, threshold=thr)
-    elif kind == "regression":
-        m["mae"] = tmr.MeanAbsoluteError()
-        m["mse"] = tmr.MeanSquaredError()
-        m["rmse"] = tmr.MeanSquaredError(squared=False)
-        m["r2"] = tmr.R2Score()
-    if not s["per_class"]:
-        m.pop("_per_class", None)
-    if not s["confusion_matrix"] and kind != "binary":
-        m.pop("_confusion", None)
-    return m
+
+def _average(score: torch.Tensor, avg: str, tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor,
+             multilabel: bool) -> torch.Tensor:
+    """Macro or weighted mean over classes; macro skips classes absent from targets and predictions."""
+    if avg == "weighted":
+        weights = tp + fn
+    else:
+        weights = torch.ones_like(score)
+        if not multilabel:
+            weights[tp + fp + fn == 0] = 0.0
+    return _div(weights * score, weights.sum(-1, keepdim=True)).sum(-1)
+
+
+def _fbeta(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor, avg: str, multilabel: bool) -> torch.Tensor:
+    if avg == "micro":
+        tp, fp, fn = tp.sum(), fp.sum(), fn.sum()
+        return _div(2.0 * tp, 2.0 * tp + 1.0 * fn + fp)
+    return _average(_div(2.0 * tp, 2.0 * tp + 1.0 * fn + fp), avg, tp, fp, fn, multilabel)
+
+
+def _ratio(tp: torch.Tensor, other: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor, avg: str) -> torch.Tensor:
+    """Precision (other=fp) or recall (other=fn) of a multiclass confusion."""
+    if avg == "micro":
+        return _div(tp.sum(), tp.sum() + other.sum())
+    return _average(_div(tp, tp + other), avg, tp, fp, fn, False)
+
+
+def _as_probabilities(p: torch.Tensor) -> torch.Tensor:
+    # As torchmetrics: a batch with values outside [0, 1] holds scores, read through a sigmoid.
+    return p if bool(((p >= 0) & (p <= 1)).all()) else p.sigmoid()
+
+
+def _auroc(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Exact binary AUROC: the ROC curve over every distinct score, trapezoids; 0 when a class is absent."""
+    order = torch.argsort(p, descending=True)
+    p, t = p[order], t[order]
+    distinct = torch.where(p[1:] - p[:-1])[0]
+    idx = torch.nn.functional.pad(distinct, [0, 1], value=t.size(0) - 1)
+    tps = torch.cumsum((t == 1).long() * 1.0, dim=0)[idx]
+    fps = 1 + idx - tps
+    tps = torch.cat([torch.zeros(1, dtype=tps.dtype, device=tps.device), tps])
+    fps = torch.cat([torch.zeros(1, dtype=fps.dtype, device=fps.device), fps])
+    fpr = fps / fps[-1] if fps[-1] > 0 else torch.zeros_like(fps)
+    tpr = tps / tps[-1] if tps[-1] > 0 else torch.zeros_like(tps)
+    return torch.trapz(tpr, fpr)
+
+
+class Family:
+    """The running statistics of one metric family on the device: `update` per batch, `compute` once."""
+
+    def __init__(self, kind: str, width: int, s: Mapping[str, Any], device: torch.device) -> None:
+        self.kind, self.width, self.s, self.device = kind, width, s, device
+        self.avg, self.thr = str(s["average"]), float(s["threshold"])
+        self.top_k = [k for k in s["top_k"] if 1 < k < width] if kind == "multiclass" else []
+        zeros = lambda *shape, dtype=torch.long: torch.zeros(*shape, dtype=dtype, device=device)  # noqa: E731
+        self.n = 0
+        if kind == "multiclass":
+            self.confusion, self.hits = zeros(width, width), {k: zeros(()) for k in self.top_k}
+        elif kind == "binary":
+            self.preds: list[torch.Tensor] = []
+            self.targets: list[torch.Tensor] = []
+        elif kind == "multilabel":
+            self.tp, self.fp, self.tn, self.fn, self.exact = (zeros(width), zeros(width), zeros(width), zeros(width),
+                                                              zeros(()))
+        elif kind == "regression":
+            f32 = torch.float32
+            self.sae, self.sse, self.sum_obs, self.sum_sq_obs, self.rss = (zeros((), dtype=f32) for _ in range(5))
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        self.n += int(target.shape[0])
+        if self.kind == "multiclass":
+            c = self.width
+            pred = preds.argmax(dim=1)
+            self.confusion += torch.bincount(target * c + pred, minlength=c * c).reshape(c, c)
+            for k in self.top_k:
+                self.hits[k] += (preds.topk(k, dim=1).indices == target[:, None]).any(1).sum()
+        elif self.kind == "binary":
+            self.preds.append(_as_probabilities(preds))
+            self.targets.append(target)
+        elif self.kind == "multilabel":
+            hard = (_as_probabilities(preds) > self.thr).long()
+            right, pos = hard == target, target == 1
+            self.tp += (right & pos).sum(0)
+            self.fn += (~right & pos).sum(0)
+            self.fp += (~right & ~pos).sum(0)
+            self.tn += (right & ~pos).sum(0)
+            self.exact += ((hard == target).sum(1) == self.width).sum()
+        elif self.kind == "regression":
+            diff = preds - target
+            self.sae += torch.sum(torch.abs(diff))
+            self.sse += torch.sum(diff * diff)
+            self.sum_obs += torch.sum(target, dim=0)
+            self.sum_sq_obs += torch.sum(target * target, dim=0)
+            self.rss += torch.sum((target - preds) ** 2, dim=0)
+
+    def _sync(self) -> None:
+        """Under DDP: every rank's statistics summed (the binary scores gathered), as torchmetrics' compute did."""
+        from trainkit.distributed import info
+
+        if info().world_size <= 1:
+            return
+        import torch.distributed as dist
+
+        if self.kind == "binary":
+            shards: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(shards, (torch.cat(self.preds).cpu(), torch.cat(self.targets).cpu()))
+            self.preds, self.targets = [s[0] for s in shards], [s[1] for s in shards]
+        else:
+            for name in ("confusion", "tp", "fp", "tn", "fn", "exact", "sae", "sse", "sum_obs", "sum_sq_obs", "rss"):
+                if hasattr(self, name):
+                    dist.all_reduce(getattr(self, name))
+            for t in self.hits.values() if self.kind == "multiclass" else ():
+                dist.all_reduce(t)
+        n = torch.tensor([self.n], dtype=torch.long, device=self.device)
+        dist.all_reduce(n)
+        self.n = int(n.item())
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        """The family's values, keyed as test_report.json names them (`_per_class`, `_confusion`: the tables)."""
+        self._sync()
+        s, avg, m = self.s, self.avg, {}
+        if self.kind == "multiclass":
+            cm = self.confusion
+            tp = cm.diagonal()
+            fp, fn = cm.sum(0) - tp, cm.sum(1) - tp
+            m["acc"] = _div(tp.sum(), tp.sum() + fn.sum())
+            for k in self.top_k:
+                m[f"top{k}_acc"] = _div(self.hits[k], torch.tensor(self.n, device=tp.device))
+            m[f"f1_{avg}"] = _fbeta(tp, fp, fn, avg, False)
+            m[f"precision_{avg}"] = _ratio(tp, fp, fp, fn, avg)
+            m[f"recall_{avg}"] = _ratio(tp, fn, fp, fn, avg)
+            m["_per_class"] = _div(tp, tp + fn)
+            m["_confusion"] = cm
+        elif self.kind == "binary":
+            p, t = torch.cat(self.preds), torch.cat(self.targets)
+            hard = (p > self.thr).long()
+            right, pos = hard == t, t == 1
+            tp, fn = (right & pos).sum(), (~right & pos).sum()
+            fp, tn = (~right & ~pos).sum(), (right & ~pos).sum()
+            m["acc"] = _div(tp + tn, tp + tn + fp + fn)
+            m["f1"] = _div(2.0 * tp, 2.0 * tp + 1.0 * fn + fp)
+            m["precision"] = _div(tp, tp + fp)
+            m["recall"] = _div(tp, tp + fn)
+            m["auroc"] = _auroc(p, t)
+            m["_confusion"] = torch.stack([torch.stack([tn, fp]), torch.stack([fn, tp])])
+        elif self.kind == "multilabel":
+            tp, fp, tn, fn = self.tp, self.fp, self.tn, self.fn
+            m["exact_match"] = _div(self.exact, torch.tensor(self.n, device=tp.device))
+            m["acc"] = _div(tp.sum() + tn.sum(), tp.sum() + tn.sum() + fp.sum() + fn.sum())
+            m[f"f1_{avg}"] = _fbeta(tp, fp, fn, avg, True)
+            m["_per_class"] = _div(tp + tn, tp + tn + fp + fn)
+            m["_confusion"] = torch.stack([torch.stack([tn, fp], -1), torch.stack([fn, tp], -1)], -2)
+        elif self.kind == "regression":
+            n = self.n
+            m["mae"], m["mse"], m["rmse"] = self.sae / n, self.sse / n, torch.sqrt(self.sse / n)
+            m["r2"] = self._r2()
+        if not s["per_class"]:
+            m.pop("_per_class", None)
+        if not s["confusion_matrix"] and self.kind != "binary":
+            m.pop("_confusion", None)
+        return m
+
+    def _r2(self) -> torch.Tensor:
+        if self.n < 2:
+            raise ValueError("Needs at least two samples to calculate r2 score.")
+        rss = self.rss
+        tss = self.sum_sq_obs - self.sum_obs * (self.sum_obs / self.n)
+        near0 = lambda v: torch.isclose(v, torch.zeros_like(v), atol=1e-4)  # noqa: E731 (near-constant targets)
+        if not near0(rss):
+            return 1 - rss / tss if not near0(tss) else torch.zeros_like(rss)
+        return torch.ones_like(rss)
 
 
 def _class_names(n: int, names: Any) -> list[str]:
@@ -165,7 +304,7 @@ def compute_report(
     task_metrics: Mapping[str, float] | None = None,
     class_names: Any = None,
 ) -> dict[str, Any]:
-    """One pass over `loader` with torchmetrics (state on `device`, one host read at the end)."""
+    """One pass over `loader` (the statistics on `device`, one host read at the end)."""
     import contextlib
 
     s = {**DEFAULTS, **(cfg_metrics or {})}
@@ -179,7 +318,7 @@ def compute_report(
     report_batch = getattr(task, "report_batch", None)
     was_training = model.training
     model.eval()
-    metrics: dict[str, Any] | None = None
+    metrics: Family | None = None
     n = 0
     try:
         for batch in loader:
@@ -197,9 +336,8 @@ def compute_report(
             preds, target = prepared
             if metrics is None:
                 width = out.shape[1] if kind in ("multiclass", "multilabel") else 1
-                metrics = {k: m.to(device) for k, m in build_metrics(kind, width, s).items()}
-            for m in metrics.values():
-                m.update(preds, target)
+                metrics = Family(kind, width, s, preds.device)
+            metrics.update(preds, target)
             n += len(batch[0])
     finally:
         model.train(was_training)
@@ -207,8 +345,7 @@ def compute_report(
     if metrics is None or n == 0:
         report["note"] = "the test split is empty"
         return report
-    values = {k: m.compute() for k, m in metrics.items()}
-    values = {k: v.detach().cpu() for k, v in values.items()}  # the one host read
+    values = {k: v.detach().cpu() for k, v in metrics.compute().items()}  # the one host read
     for k, v in values.items():
         if not k.startswith("_"):  # a number the task already gave (loss, acc) stays exactly as in summary.json
             report["metrics"].setdefault(k, float(v))
@@ -300,15 +437,16 @@ def write_report(path: Path, report: Mapping[str, Any]) -> None:
     atomic_write_text(path, text + "\n")
 
 
-def write_test_report(run: Any, test_metrics: Mapping[str, float]) -> dict[str, Any]:
-    """What Run.train calls after loading best.pt: compute, print, write test_report.json; {} when disabled."""
+def test_report(run: Any, test_metrics: Mapping[str, float], checkpoint: str, epoch: int | None) -> dict[str, Any]:
+    """The report of the weights now in `run.raw_model` (those of `checkpoint`); {} when disabled.
+
+    Under DDP every rank measures its shard and compute() gathers the states, so all ranks run this.
+    """
     cfg = run.cfg
     s = settings(cfg)
     if not s["enabled"]:
         return {}
     loop = run.loop
-    # Under DDP every rank measures its shard and torchmetrics' compute() gathers the states, so all ranks
-    # run this; only rank 0 prints and writes.
     dist = getattr(run, "dist", None)
     report = compute_report(
         run.raw_model, run.data.test, run.task, run.criterion, run.device,
@@ -320,10 +458,20 @@ def write_test_report(run: Any, test_metrics: Mapping[str, float]) -> dict[str, 
         from trainkit.distributed import all_reduce_sums
 
         report["samples"] = all_reduce_sums({}, int(report["samples"]))[1]
-        if not dist.is_main:
-            return report
-    report = {"split": "test", "checkpoint": "checkpoints/best.pt", "epoch": run.state.best_epoch, **report,
-              "settings": {k: s[k] for k in ("top_k", "average", "threshold")}}
-    print_report(report, f"test report (best epoch {run.state.best_epoch}, {report['samples']} samples)")
-    write_report(run.run_dir / "test_report.json", report)
-    return report
+    return {"split": "test", "checkpoint": checkpoint, "epoch": epoch, **report,
+            "settings": {k: s[k] for k in ("top_k", "average", "threshold")}}
+
+
+def write_test_report(run_dir: Path, best: dict[str, Any], last: dict[str, Any] | None) -> dict[str, Any]:
+    """Print the best checkpoint's report and write test_report.json: best's keys at the top, `last` beside.
+
+    `last` is the last checkpoint's report (its own `checkpoint`, `epoch`, `same_as_best`), or None.
+    """
+    if not best:
+        return {}
+    print_report(best, f"test report (best epoch {best['epoch']}, {best['samples']} samples)")
+    out = dict(best)
+    if last:
+        out["last"] = {k: v for k, v in last.items() if k not in ("split", "task", "kind", "settings")}
+    write_report(run_dir / "test_report.json", out)
+    return out

@@ -140,7 +140,7 @@ def check_data(task: Any, data: Data) -> None:
         loader = getattr(data, split)
         if getattr(loader, "kind", "") == "memory":
             tensors = loader.tensors
-            if torch.is_floating_point(tensors[0]) and not bool(torch.isfinite(tensors[0]).all()):
+            if torch.is_floating_point(tensors[0]) and not guards.all_finite(tensors[0]):
                 raise TrainkitError(f"the {split} inputs contain NaN or infinite values; clean the data first")
             if len(tensors) > 1:
                 task.check_targets(tensors[1], split)

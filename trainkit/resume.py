@@ -40,6 +40,40 @@ SAFE_KEYS = (
 SAFE_GROUPS = ("logger", "metrics")  # where metrics go; which test metrics are reported
 
 
+# The config keys that tie a schedule's length to trainer.epochs
+# (configs/scheduler/ interpolate them). A resumed run's stored config holds them resolved.
+HORIZON_KEYS = ("T_max", "epochs", "max_epochs", "total_iters")
+
+
+def stretch_horizon(node: Any, old_epochs: int, new_epochs: int) -> list[str]:
+    """Set the scheduler keys that equalled the old trainer.epochs to the new one; the keys changed.
+
+    The stored config is resolved, so `T_max: ${trainer.epochs}` reads as the old number: a key whose
+    value is the old epochs is taken to follow trainer.epochs (a fixed horizon of another length stays).
+    """
+    changed = []
+    for key in HORIZON_KEYS:
+        value = node.get(key) if node is not None else None
+        if isinstance(value, int) and not isinstance(value, bool) and value == old_epochs != new_epochs:
+            node[key] = new_epochs
+            changed.append(key)
+    return changed
+
+
+def horizon_problem(node: Any, epochs: int) -> str | None:
+    """Why a schedule cannot run `epochs` epochs (OneCycleLR raises once past its last step), or None."""
+    target = str(node.get("_target_") or "") if node is not None else ""
+    if not target.endswith("OneCycleLR"):
+        return None
+    if node.get("total_steps") is not None:
+        return (f"scheduler OneCycleLR has a fixed scheduler.total_steps={node.total_steps}, so it cannot be "
+                f"stretched to trainer.epochs={epochs}")
+    if node.get("epochs") is not None and int(node.epochs) < epochs:
+        return (f"scheduler OneCycleLR ends after scheduler.epochs={node.epochs} (set apart from trainer.epochs), "
+                f"so it cannot run trainer.epochs={epochs}")
+    return None
+
+
 # --------------------------------------------------------------------------- resume=
 
 
@@ -115,8 +149,11 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
         else:
             dotlist.append(f"{bare}={value}")
     if dotlist:
+        old_epochs = int(cfg.trainer.epochs)
         with open_dict(cfg):
             merge_dotlist(cfg, dotlist)
+            if cfg.get("scheduler") is not None:  # a schedule that follows trainer.epochs follows the new length
+                stretch_horizon(cfg.scheduler, old_epochs, int(cfg.trainer.epochs))
     return cfg
 
 
@@ -216,6 +253,11 @@ def _plan(
             f"trainer.epochs={cfg.trainer.epochs} but the checkpoint has already reached epoch {done}; "
             f"resume can only add epochs (trainer.epochs >= {done})"
         )
+    old_epochs = (ckpt["config"].get("trainer") or {}).get("epochs")
+    longer = old_epochs is not None and int(cfg.trainer.epochs) != old_epochs
+    problem = horizon_problem(cfg.get("scheduler"), int(cfg.trainer.epochs)) if longer else None
+    if problem and ckpt.get("scheduler") is not None:
+        raise ConfigError(f"{problem}; resume without changing trainer.epochs, or start a new run")
     return ResumePlan(run_dir, ckpt_path, cfg, _choices(run_dir))
 
 

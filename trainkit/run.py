@@ -24,14 +24,15 @@ from trainkit.defaults import fill_trainer_defaults
 from trainkit.early_stopping import EarlyStopping
 from trainkit.early_stopping import from_config as early_stopping_from_config
 from trainkit.errors import ConfigError, TrainkitError
+from trainkit.final_test import test_best_and_last
 from trainkit.loggers import CSVLogger, Logger, build_loggers, flatten_config, read_metrics
 from trainkit.loop import Loop, LoopState, evaluate, fit, read_sums
-from trainkit.metrics import summary_numbers, write_test_report
 from trainkit.parts import build_parts, check_parts, load_weights, seed_everything, set_deterministic, versions
 from trainkit.perf import compile_model, peak_memory
 from trainkit.profiling import StepProfiler
 from trainkit.record import resume_command
 from trainkit.runinfo import changed_warnings, header_lines, model_source_hash
+from trainkit.schedulers import resume_schedule
 from trainkit.signals import RunInterrupted, StopOnSignal
 from trainkit.version import __version__
 
@@ -60,6 +61,7 @@ class Run:
         self.command = command
         self.stopper = StopOnSignal()  # one process; under a process group distributed.StopSignal instead
         self._sums: dict[str, torch.Tensor] = {}
+        self._count = 0  # samples of the current epoch at the last step (with _sums: a mid-epoch last.pt)
         self.ckpt_dir = run_dir / "checkpoints"
         self.loggers: list[Logger] = []
         self.device: torch.device | None = None
@@ -182,9 +184,13 @@ class Run:
                      "if the model's code changed, restore it, or start a new run")
         for warning in changed_warnings(ckpt, path, self.raw_model):
             say(warning, style="yellow")
+        fresh = copy.deepcopy(self.scheduler.state_dict()) if self.scheduler is not None else None  # built for this run's epochs
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler is not None and ckpt.get("scheduler") is not None:
-            self.scheduler.load_state_dict(ckpt["scheduler"])
+            reached = int(ckpt["step"] if self.interval == "step" else ckpt["epoch"])
+            rebuilt = resume_schedule(self.scheduler, fresh, ckpt["scheduler"], self.optimizer, reached)
+            if rebuilt:
+                say(rebuilt)
         if ckpt.get("scaler"):  # None (older checkpoints) or {} (a disabled scaler): nothing to load
             self.loop.scaler.load_state_dict(ckpt["scaler"])
         if self.averaging is not None:
@@ -241,9 +247,10 @@ class Run:
         for logger in self.loggers:
             logger.log_epoch(row)
         guards.assert_finite_epoch(self.raw_model, row)  # never save (or call best) a NaN model; every rank
-        better = s.best_value is None or (value < s.best_value if cfg.monitor_mode == "min" else value > s.best_value)
+        val_loss = float(row["val_loss"]) if row.get("val_loss") is not None else None
+        better = s.improves(value, str(cfg.monitor_mode), monitor, val_loss)  # a tie goes to the lower val_loss
         if better:
-            s.best_value, s.best_epoch = value, int(row["epoch"])
+            s.best_value, s.best_epoch, s.best_val_loss = value, int(row["epoch"]), val_loss
         es = self.early_stopping  # counted before the save, so last.pt carries this epoch's count
         stop = es is not None and distributed.any_rank(es.update(value))  # every rank: the same decision
         if self.dist.is_main:  # every rank holds the same weights and metrics; rank 0 writes them
@@ -281,9 +288,9 @@ class Run:
         """Wall time of the run so far, across resumes."""
         return self.state.elapsed()
 
-    def on_step_end(self, state: LoopState, sums: dict[str, torch.Tensor]) -> None:
+    def on_step_end(self, state: LoopState, sums: dict[str, torch.Tensor], count: int) -> None:
         """After every optimizer step: a mid-epoch last.pt every trainer.checkpoint_every_n_steps steps."""
-        self._sums = sums
+        self._sums, self._count = sums, count  # the loop's own dict, read only when a checkpoint is written
         if self._ckpt_every and state.step % self._ckpt_every == 0:
             self.save_mid_epoch()
         self._at("step")
@@ -297,11 +304,11 @@ class Run:
         if calls:
             after = self.loop.on_step_end
 
-            def on_step_end(state: LoopState, sums: dict[str, torch.Tensor]) -> None:
+            def on_step_end(state: LoopState, sums: dict[str, torch.Tensor], count: int) -> None:
                 for call in calls:
                     call()
                 if after is not None:
-                    after(state, sums)
+                    after(state, sums, count)
 
             self.loop.on_step_end = on_step_end
 
@@ -326,8 +333,8 @@ class Run:
         """
         s = self.state
         if s.batch_in_epoch:
-            sums = {k: v for k, v in self._sums.items() if k != "count"}
-            count = int(self._sums["count"]) if "count" in self._sums else 0
+            sums = dict(self._sums)
+            count = self._count
             s.partial_sums = read_sums(*distributed.all_reduce_sums(sums, count))
         # The loss is read only every log_every_n_steps: the weights are checked at every write,
         # so a NaN model never replaces a good last.pt or last.prev.pt (every rank: the same weights).
@@ -362,17 +369,9 @@ class Run:
         # Training is over and last.pt holds it: a signal now stops the test at once (resume re-runs it).
         self.stopper.immediate = f"during the test, after training finished ({self.ckpt_dir / 'last.pt'}); {resume_with}"
         self._at("test")
-        if self.dist.is_main:
-            best = ckpt_io.load(self.ckpt_dir / "best.pt")
-            self.raw_model.load_state_dict(best["model"])
-        distributed.broadcast_module(self.raw_model)  # the other ranks get best.pt's weights from rank 0
-        test = evaluate(self.loop, self.data.test)
-        say(f"test (best epoch {self.state.best_epoch}): {fmt_metrics(test)}", style="bold")
-        report = write_test_report(self, test)
+        tested = test_best_and_last(self)  # test_* (best.pt, the contract) and last_test_* (last.pt)
         summary = self.summary("completed")
-        summary.update({f"test_{k}": v for k, v in test.items()})
-        for key, value in summary_numbers(report).items():
-            summary.setdefault(key, value)
+        summary.update(tested)
         if self.averaging is not None:  # the final averaged weights beside best.pt's: ema_test_acc, swa_test_acc
             copies = self._evaluate_copies(self.averaging.test_models(self.data.train, self.device), self.data.test, "{}_test_")
             summary.update(copies)

@@ -56,3 +56,39 @@ class WarmupCosine(LRScheduler):
 
     def get_lr(self) -> list[float]:  # type: ignore[override]
         return [self.lr_at(base, self.last_epoch) for base in self.base_lrs]
+
+
+# --------------------------------------------------------------------------- a longer resume
+# The scheduler attribute that holds each schedule's length (resume.stretch_horizon sets its config key).
+HORIZON_ATTRS = {"CosineAnnealingLR": "T_max", "OneCycleLR": "total_steps", "WarmupCosine": "max_epochs",
+                 "PolynomialLR": "total_iters"}
+
+
+def resume_schedule(scheduler: Any, fresh: dict[str, Any], stored: dict[str, Any], optimizer: Any, reached: int) -> str | None:
+    """Continue a schedule from a checkpoint; rebuilt for a new horizon when trainer.epochs grew.
+
+    `fresh` is the state of the scheduler as just built for this run's config (its new horizon); the
+    optimizer already holds the checkpoint's state. An unchanged horizon loads the stored state, so
+    the run continues bit for bit. A longer one would keep the old horizon in that state (OneCycleLR
+    raises past its last step), so the fresh schedule is stepped `reached` times (the epochs or steps
+    already trained): the rest of the run follows the schedule the new length gives, from where it is.
+    Returns the line that says so, or None.
+    """
+    name = type(scheduler).__name__
+    attr = HORIZON_ATTRS.get(name)
+    if attr is None or stored.get(attr) is None or stored.get(attr) == fresh.get(attr):
+        scheduler.load_state_dict(stored)
+        return None
+    import warnings
+
+    scheduler.load_state_dict(fresh)
+    for group, lr in zip(optimizer.param_groups, fresh["_last_lr"], strict=True):
+        group["lr"] = lr
+    with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()": replaying, on purpose
+        warnings.simplefilter("ignore")
+        for _ in range(reached):
+            scheduler.step()
+    lr = scheduler.get_last_lr()[0]
+    return (f"scheduler {name}: {attr} {stored[attr]} -> {fresh[attr]} for the new trainer.epochs; rebuilt for "
+            f"the new horizon and moved to where the run is ({reached} {'steps' if name == 'OneCycleLR' else 'epochs'}"
+            f" done, lr {lr:.4g})")
