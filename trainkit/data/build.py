@@ -258,6 +258,23 @@ def _fit_inputs(splits: dict[str, Dataset], cfg: DictConfig) -> str:
     return note
 
 
+def _encode_table(raw: Any, splits: dict[str, Dataset], meta: dict[str, Any]) -> str:
+    """A table's columns encoded now that the split is cut (fitted on the training rows only); the note for the header.
+
+    The fitted encoding goes to meta["preprocessing"], so eval and predict encode new rows alike.
+    """
+    from trainkit.data import tables
+
+    table = raw.get("table") if isinstance(raw, dict) else None
+    if isinstance(table, tables.Table):
+        meta["preprocessing"], note = tables.encode_splits(splits, table)
+        return note
+    names = getattr(raw, "feature_names", None)
+    if isinstance(names, list) and isinstance(splits["train"], TensorDataset):  # a numbers-only table, used as it is
+        meta["preprocessing"] = tables.fit_numbers(names, splits["train"].tensors[0])
+    return ""
+
+
 def _check_labels(splits: dict[str, Dataset], cfg: DictConfig) -> None:
     """Class labels a classifier can use: integers, and none in val/test beyond what train has (when inferred)."""
     task = str(cfg.task.get("_target_", ""))
@@ -301,6 +318,8 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
             raise DataError(f"the {name} split is empty; lower data.val_fraction / data.test_fraction or add data")
 
     skipped = int(raw.get("skipped_files") or 0) if isinstance(raw, dict) else 0
+    meta: dict[str, Any] = {}
+    table_note = _encode_table(raw, splits, meta)
     converted = _fit_inputs(splits, cfg)
     _check_labels(splits, cfg)
     facts = {k: v for k, v in _infer_info(splits["train"]).items() if v is not None and d.get(k) is None}
@@ -350,10 +369,12 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
         train = TorchLoader(splits["train"], bs, shuffle, bool(d.drop_last), sample_weights=weights, **opts)
         val = TorchLoader(splits["val"], ebs, False, False, **opts)
         test = TorchLoader(splits["test"], ebs, False, False, **opts)
+    if table_note:
+        reason += f"; {table_note}"
     if converted:
         reason += f"; {converted}"
     if skipped:
         reason += f"; skipped {skipped} bad image file{'s' if skipped != 1 else ''} (data.skip_bad_files=true)"
     sizes = {k: len(v) for k, v in splits.items()}
     return Data(train, val, test, choice, sizes, fingerprint, info={"bytes": nbytes, "loader_reason": reason},
-                train_split=splits["train"], facts=facts)
+                train_split=splits["train"], facts=facts, meta=meta)
