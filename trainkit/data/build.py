@@ -275,6 +275,22 @@ def _encode_table(raw: Any, splits: dict[str, Dataset], meta: dict[str, Any]) ->
     return ""
 
 
+def _batch_augment(d: DictConfig, facts: dict[str, Any], seed: int) -> Any:
+    """data.augment / data.mixup_alpha / data.cutmix_alpha for the training batches (None when all are off)."""
+    from omegaconf import OmegaConf
+
+    specs = d.get("augment")
+    specs = OmegaConf.to_container(specs, resolve=True) if OmegaConf.is_config(specs) else specs
+    mixup, cutmix = d.get("mixup_alpha"), d.get("cutmix_alpha")
+    if not specs and not mixup and not cutmix:
+        return None
+    from trainkit.data.augment import BatchAugment
+
+    aug = BatchAugment(specs, mixup or 0.0, cutmix or 0.0, d.get("num_classes") or facts.get("num_classes"), seed)
+    aug.check_shape(d.get("input_shape") or facts.get("input_shape"))
+    return aug
+
+
 def _check_labels(splits: dict[str, Dataset], cfg: DictConfig) -> None:
     """Class labels a classifier can use: integers, and none in val/test beyond what train has (when inferred)."""
     task = str(cfg.task.get("_target_", ""))
@@ -369,6 +385,10 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
         train = TorchLoader(splits["train"], bs, shuffle, bool(d.drop_last), sample_weights=weights, **opts)
         val = TorchLoader(splits["val"], ebs, False, False, **opts)
         test = TorchLoader(splits["test"], ebs, False, False, **opts)
+    augment = _batch_augment(d, facts, seed)
+    if augment:
+        train.augment = augment
+        reason += f"; {augment.describe()}"
     if table_note:
         reason += f"; {table_note}"
     if converted:

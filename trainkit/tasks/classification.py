@@ -24,8 +24,9 @@ class Classification(Task):
         out = model(x)
         # NLLLoss reads log-probabilities: the task gives it log_softmax of the model's logits.
         loss = criterion(torch.log_softmax(out, dim=1) if isinstance(criterion, nn.NLLLoss) else out, y)
-        with torch.no_grad():
-            sums = {"correct": (out.argmax(dim=1) == y).sum()}
+        with torch.no_grad():  # 2-D float y: class probabilities (mixup/cutmix), scored against their argmax
+            hard = y.argmax(dim=1) if y.dim() == 2 and torch.is_floating_point(y) else y
+            sums = {"correct": (out.argmax(dim=1) == hard).sum()}
         return loss, sums
 
     def check_output(self, out: torch.Tensor, y: torch.Tensor) -> None:
