@@ -38,7 +38,8 @@ def test_mixup_and_cutmix_give_class_probabilities() -> None:
 
 
 def test_bad_augmentations_are_named() -> None:
-    with pytest.raises(ConfigError, match=r"RandomCropp is not one of the batch augmentations \(did you mean RandomCrop\?\); choose from: RandomCrop, "):
+    refused = r"RandomCropp is not one of the batch augmentations \(did you mean RandomCrop\?\); choose from: RandomCrop, "
+    with pytest.raises(ConfigError, match=refused):
         BatchAugment(["RandomCropp"])
     with pytest.raises(ConfigError, match=r"data.augment\[0\]: RandomCrop\(sizes=3\) is refused by torchvision"):
         BatchAugment([{"name": "RandomCrop", "sizes": 3}])

@@ -248,7 +248,8 @@ def _check_augment(cfg: DictConfig) -> None:
     shape = d.get("input_shape")
     aug.check_shape(list(shape) if shape is not None else None)
     task, loss = str(cfg.task.get("_target_", "")), str(cfg.loss.get("_target_", ""))
-    if (mixup or cutmix) and not (task.endswith(".SoftTargets") or (task.endswith(".Classification") and loss.endswith("CrossEntropyLoss"))):
+    takes_probabilities = task.endswith(".SoftTargets") or (task.endswith(".Classification") and loss.endswith("CrossEntropyLoss"))
+    if (mixup or cutmix) and not takes_probabilities:
         raise ConfigError(
             "data.mixup_alpha / data.cutmix_alpha turn the labels into class probabilities, which only "
             "task=classification with loss=cross_entropy, or task=soft_targets, take; change the task or loss, or set them to 0"
