@@ -228,11 +228,14 @@ def check_monitor_name(task: Any, monitor: str) -> None:
 
 def _check_data_source(cfg: DictConfig) -> None:
     """The files of trainkit's own data sources exist (a missing file cost a failed run directory)."""
+    from trainkit.data import arrays
     from trainkit.data.files import check_source
 
     node = cfg.data.get("dataset")
     if isinstance(node, DictConfig):
-        check_source(str(node.get("_target_", "")), OmegaConf.to_container(node, resolve=True))
+        target, kwargs = str(node.get("_target_", "")), OmegaConf.to_container(node, resolve=True)
+        check_source(target, kwargs)
+        arrays.check_source(target, kwargs)
 
 
 def _check_augment(cfg: DictConfig) -> None:
