@@ -132,6 +132,10 @@ class BatchAugment:
         seed = _mix_seed(self.seed, epoch, index)
         g = torch.Generator(device="cpu")
         g.manual_seed(seed)
+        if self.mix is None and all(_vectorised(name, t) for name, t in self.steps):
+            for name, t in self.steps:  # only our own generator: no global RNG to fork
+                x = _apply(name, t, x, g)
+            return (x, *rest)
         devices = [x.device] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
@@ -147,11 +151,20 @@ def _mix_seed(seed: int, epoch: int, index: int) -> int:
     return (seed * 1_000_003 + epoch * 65_537 + index * 7919 + 0x5EED) % (2**63 - 1)
 
 
+def _vectorised(name: str, t: Any) -> bool:
+    """Done for the whole batch at once, drawing from our generator only."""
+    if name in ("RandomHorizontalFlip", "RandomVerticalFlip"):
+        return True
+    return name == "RandomCrop" and not t.pad_if_needed and isinstance(t.fill, (int, float))
+
+
 def _apply(name: str, t: Any, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     if name in ("RandomHorizontalFlip", "RandomVerticalFlip"):
-        flip = (torch.rand(len(x), generator=g) < float(t.p)).to(x.device).view(-1, *([1] * (x.dim() - 1)))
-        return torch.where(flip, x.flip(-1 if name == "RandomHorizontalFlip" else -2), x)
-    if name == "RandomCrop" and not t.pad_if_needed and isinstance(t.fill, (int, float)):
+        flip = (torch.rand(len(x), generator=g) < float(t.p)).to(x.device)
+        out = x.clone()  # only the chosen samples are flipped (cheaper than a where over two full copies)
+        out[flip] = x[flip].flip(-1 if name == "RandomHorizontalFlip" else -2)
+        return out
+    if _vectorised(name, t):
         return _random_crop(t, x, g)
     # one sample at a time: each draws its own parameters from the (forked, seeded) global RNG
     return torch.stack([t(s) for s in x])
@@ -175,9 +188,12 @@ def _random_crop(t: Any, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
             x = torch.nn.functional.pad(x, (left, right, top, bottom), mode="constant", value=float(t.fill))
         else:
             x = torch.nn.functional.pad(x, (left, right, top, bottom), mode=mode)
-    n, _, h, w = x.shape
+    x = x.contiguous()
+    n, c, h, w = x.shape
     th, tw = t.size
-    i = (torch.rand(n, generator=g) * (h - th + 1)).floor().long().clamp_max(h - th).tolist()
-    j = (torch.rand(n, generator=g) * (w - tw + 1)).floor().long().clamp_max(w - tw).tolist()
-    # a view per sample, one copy for the batch (cheaper than an advanced-index gather on the CPU)
-    return torch.stack([x[k, :, a : a + th, b : b + tw] for k, (a, b) in enumerate(zip(i, j, strict=True))])
+    i = (torch.rand(n, generator=g) * (h - th + 1)).floor().long().clamp_max(h - th)
+    j = (torch.rand(n, generator=g) * (w - tw + 1)).floor().long().clamp_max(w - tw)
+    # one gather over the flattened images: window element (r, s) of sample k is at (i_k + r) * w + j_k + s
+    window = (torch.arange(th, device=x.device)[:, None] * w + torch.arange(tw, device=x.device)).view(1, 1, -1)
+    index = (window + (i * w + j).to(x.device).view(n, 1, 1)).expand(n, c, th * tw)
+    return x.view(n, c, h * w).gather(2, index).view(n, c, th, tw)
