@@ -118,6 +118,32 @@ def test_statistics_come_from_the_training_rows_only_and_reach_the_checkpoint(tm
     assert torch.load(tmp_path / "m.pt", weights_only=True)["data_meta"] == data.meta
 
 
+@pytest.mark.slow
+def test_eval_encodes_other_rows_with_the_stored_preprocessing(tmp_path: Path) -> None:
+    from trainkit import api
+    from trainkit.config import compose
+    from trainkit.data.build import build_data, split_indices
+    from trainkit.run import train
+
+    rows = titanic_like(tmp_path / "a.csv", n=200)
+    torch.set_num_threads(1)
+    train(compose(["data=csv", f"data.path={tmp_path / 'a.csv'}", "data.label_column=Survived", "trainer.epochs=1",
+                   "trainer.progress=none", "device=cpu"]), tmp_path / "run")
+    meta = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)["data_meta"]
+    shifted = [[*r[:5], str(float(r[5]) * 3), *r[6:]] for r in rows]  # other fares: a refit would scale them away
+    with (tmp_path / "b.csv").open("w", newline="") as fh:
+        csv.writer(fh).writerows([HEADER, *shifted])
+    cfg = compose(["data=csv", f"data.path={tmp_path / 'b.csv'}", "data.label_column=Survived", "device=cpu"])
+    data = build_data(cfg, torch.device("cpu"), fitted=meta)
+    assert data.meta["preprocessing"] == meta["preprocessing"]
+    test_idx = split_indices(len(rows), [0.1, 0.2], 0)[2].tolist()
+    expected = tables.transform([dict(zip(HEADER, shifted[i], strict=True)) for i in test_idx], meta["preprocessing"])
+    assert torch.equal(data.test.tensors[0].cpu(), expected)
+    assert not torch.equal(build_data(cfg, torch.device("cpu")).test.tensors[0].cpu(), expected)  # refitted: other numbers
+    result = api.evaluate(str(tmp_path / "run" / "checkpoints" / "best.pt"), [f"data.path={tmp_path / 'b.csv'}"])
+    assert result["samples"] == 40 and 0.0 <= result["test_acc"] <= 1.0
+
+
 def test_all_number_tables_are_used_as_before(tmp_path: Path) -> None:
     from trainkit.data.files import csv as read_csv
 

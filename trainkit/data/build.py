@@ -258,16 +258,17 @@ def _fit_inputs(splits: dict[str, Dataset], cfg: DictConfig) -> str:
     return note
 
 
-def _encode_table(raw: Any, splits: dict[str, Dataset], meta: dict[str, Any]) -> str:
+def _encode_table(raw: Any, splits: dict[str, Dataset], meta: dict[str, Any], stored: Any = None) -> str:
     """A table's columns encoded now that the split is cut (fitted on the training rows only); the note for the header.
 
-    The fitted encoding goes to meta["preprocessing"], so eval and predict encode new rows alike.
+    The fitted encoding goes to meta["preprocessing"], so eval and predict encode new rows alike;
+    `stored` (a checkpoint's) is applied as it is instead of fitting again.
     """
     from trainkit.data import tables
 
     table = raw.get("table") if isinstance(raw, dict) else None
     if isinstance(table, tables.Table):
-        meta["preprocessing"], note = tables.encode_splits(splits, table)
+        meta["preprocessing"], note = tables.encode_splits(splits, table, stored if isinstance(stored, dict) else None)
         return note
     names = getattr(raw, "feature_names", None)
     if isinstance(names, list) and isinstance(splits["train"], TensorDataset):  # a numbers-only table, used as it is
@@ -320,8 +321,12 @@ def _check_labels(splits: dict[str, Dataset], cfg: DictConfig) -> None:
                 )
 
 
-def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size: int = 1) -> Data:
-    """Instantiate the dataset, split it by `cfg.seed`, pick the loader and build all three."""
+def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size: int = 1,
+               fitted: dict[str, Any] | None = None) -> Data:
+    """Instantiate the dataset, split it by `cfg.seed`, pick the loader and build all three.
+
+    `fitted`: a checkpoint's data_meta; a table is then encoded with its stored preprocessing (eval), not refitted.
+    """
     d = cfg.data
     from trainkit.instantiate import instantiate_group
 
@@ -335,7 +340,7 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
 
     skipped = int(raw.get("skipped_files") or 0) if isinstance(raw, dict) else 0
     meta: dict[str, Any] = {}
-    table_note = _encode_table(raw, splits, meta)
+    table_note = _encode_table(raw, splits, meta, (fitted or {}).get("preprocessing"))
     converted = _fit_inputs(splits, cfg)
     _check_labels(splits, cfg)
     facts = {k: v for k, v in _infer_info(splits["train"]).items() if v is not None and d.get(k) is None}

@@ -257,12 +257,16 @@ def _boolean(c: str | None, name: str, i: int) -> float | None:
     )
 
 
-def encode_splits(splits: dict[str, Any], table: Table) -> tuple[dict[str, Any], str]:
-    """Replace each split's row ids by its encoded rows, fitted on the training split's: (preprocessing, note)."""
+def encode_splits(splits: dict[str, Any], table: Table,
+                  preprocessing: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], str]:
+    """Replace each split's row ids by its encoded rows: (preprocessing, note for the run header).
+
+    The encoding is fitted on the training split's rows, unless a stored `preprocessing` is given.
+    """
     from torch.utils.data import TensorDataset
 
     ids = {k: ds.tensors[0][:, 0].tolist() for k, ds in splits.items()}
-    preprocessing = table.fit(ids["train"])
+    preprocessing = dict(preprocessing) if preprocessing is not None else table.fit(ids["train"])
     for k, ds in splits.items():
         splits[k] = TensorDataset(table.encode(ids[k], preprocessing), *ds.tensors[1:])
     return preprocessing, describe(preprocessing)
