@@ -83,6 +83,7 @@ class BatchAugment:
                  num_classes: int | None = None, seed: int = 0) -> None:
         self.steps = [(name, build_transform(name, kw, i)) for i, (name, kw) in enumerate(parse_specs(specs))]
         self.seed = int(seed)
+        self.rank = 0  # each rank of a distributed run draws its own numbers for its own samples
         self.mix = None
         self.cutmix = bool(cutmix_alpha)
         mixup_alpha, cutmix_alpha = float(mixup_alpha or 0.0), float(cutmix_alpha or 0.0)
@@ -129,7 +130,7 @@ class BatchAugment:
     def __call__(self, batch: tuple[torch.Tensor, ...], epoch: int, index: int) -> tuple[torch.Tensor, ...]:
         """The augmented batch number `index` of `epoch` (the same numbers whenever it is drawn)."""
         x, rest = batch[0], list(batch[1:])
-        seed = _mix_seed(self.seed, epoch, index)
+        seed = _mix_seed(self.seed, epoch, index, self.rank)
         g = torch.Generator(device="cpu")
         g.manual_seed(seed)
         if self.mix is None and all(_vectorised(name, t) for name, t in self.steps):
@@ -146,9 +147,9 @@ class BatchAugment:
         return (x, *rest)
 
 
-def _mix_seed(seed: int, epoch: int, index: int) -> int:
-    """Distinct seeds per (seed, epoch, batch): different from the loader's shuffle seed (seed + epoch)."""
-    return (seed * 1_000_003 + epoch * 65_537 + index * 7919 + 0x5EED) % (2**63 - 1)
+def _mix_seed(seed: int, epoch: int, index: int, rank: int = 0) -> int:
+    """Distinct seeds per (seed, epoch, batch, rank): different from the loader's shuffle seed (seed + epoch)."""
+    return (seed * 1_000_003 + epoch * 65_537 + index * 7919 + rank * 104_729 + 0x5EED) % (2**63 - 1)
 
 
 def _vectorised(name: str, t: Any) -> bool:

@@ -392,6 +392,7 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
         test = TorchLoader(splits["test"], ebs, False, False, **opts)
     augment = _batch_augment(d, facts, seed)
     if augment:
+        augment.rank = rank
         train.augment = augment
         reason += f"; {augment.describe()}"
     if table_note:
