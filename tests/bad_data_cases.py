@@ -124,7 +124,9 @@ def make_cases(root: Path) -> list[tuple[str, list[str], str]]:
     table("wrong_delimiter", good.replace(",", ";"), "at least one feature column")
     table("header_only", "a,b,label\n", "header row and at least one data row")
     table("empty", "", "header row and at least one data row")
-    table("text_feature", "a,b,label\n1,x,0\n2,3,1\n", "a feature is not a number")
+    table("columns_not_in_file", good, "which is not a feature column", "data.columns={zzz: numeric}")
+    table("text_in_numeric_column", "a,b,label\n" + "".join(f"{i},{'x' if i == 3 else i},{i % 2}\n" for i in range(30)),
+          "column 'b' is numeric but row", "data.columns={b: numeric}")
     table("ragged_row", "a,b,label\n1,2,0\n1,2\n", "has 2 fields")
     table("extra_field", "a,b,label\n1,2,0\n1,2,3,4\n", "has 4 fields")
     table("float_labels_classification", "a,b,label\n" + "".join(f"{i},{i},{i / 7:.3f}\n" for i in range(20)),

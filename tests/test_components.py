@@ -486,6 +486,10 @@ def test_every_command_in_components_doc_trains_an_epoch(command: str, tmp_path:
     torch.save({"x": ds.tensors[0][:300].clone(), "y": ds.tensors[1][:300].clone()}, "my_data.pt")
     rows = ["a,b,c,species"] + [f"{i % 7},{i % 3},{(i * 5) % 11},{'setosa' if i % 2 else 'virginica'}" for i in range(60)]
     Path("my_table.csv").write_text("\n".join(rows) + "\n")
+    from test_docs_commands import make_array_data
+
+    feats = torch.tensor([[i % 7, i % 3, (i * 5) % 11, i % 2] for i in range(60)], dtype=torch.float32)
+    make_array_data(tmp_path, feats.numpy(), (feats[:, 3] > 0).long().numpy(), ["setosa" if i % 2 else "virginica" for i in range(60)])
     for cls in ("ants", "bees"):
         Path("my_images", cls).mkdir(parents=True)
         for i in range(10):

@@ -240,12 +240,28 @@ def make_user_data(world: Path) -> None:
     names = ["setosa" if t else "virginica" for t in y.tolist()]
     rows = [",".join([*(f"{v:.3f}" for v in xs), name]) for xs, name in zip(x.tolist(), names, strict=True)]
     (world / "my_table.csv").write_text("\n".join(["sepal_length,sepal_width,petal_length,petal_width,species", *rows]) + "\n")
+    make_array_data(world, x.numpy(), y.numpy(), names)
     rng = np.random.default_rng(0)
     for label, level in (("cat", 40), ("dog", 200)):
         (world / "my_images" / label).mkdir(parents=True)
         for i in range(12):
             pixels = np.clip(rng.normal(level, 20, (16, 16, 3)), 0, 255).astype("uint8")
             Image.fromarray(pixels).save(world / "my_images" / label / f"{i}.png")
+
+
+def make_array_data(world: Path, x, y, names: list[str]) -> None:
+    """my_table.parquet (label column `species`), my_x.npy / my_y.npy and my_hf/ (a save_to_disk set, column `pixels`)."""
+    import datasets
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame(x, columns=["sepal_length", "sepal_width", "petal_length", "petal_width"])
+    frame["species"] = names
+    frame.to_parquet(world / "my_table.parquet")
+    images = np.repeat(x[:, :, None, None], 4, axis=3).repeat(4, axis=2)[:, :3].astype("float32")  # (n, 3, 4, 4)
+    np.save(world / "my_x.npy", images)
+    np.save(world / "my_y.npy", np.asarray(y))
+    datasets.Dataset.from_dict({"pixels": images, "label": np.asarray(y).tolist()}).save_to_disk(str(world / "my_hf"))
 
 
 def sh(text: str, cwd: Path, env: dict[str, str], check: bool = False, shell: str = "bash") -> subprocess.CompletedProcess[str]:

@@ -502,8 +502,8 @@ def test_data_error_messages_never_quote_the_file(world: World, tmp_path: Path) 
         one_line(str(info.value), world)
     table = tmp_path / "t.csv"
     table.write_text(f"a,label\n{SECRET},1\n")
-    with pytest.raises(TrainkitError, match="line 2, column 1: a feature is not a number") as info:
-        csv(str(table))
+    with pytest.raises(TrainkitError, match="column 'a' is numeric but row 1 of it holds text") as info:
+        csv(str(table), columns={"a": "numeric"})["table"].fit([0])
     one_line(str(info.value), world)
     assert_nothing_ran(world)
 

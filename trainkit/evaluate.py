@@ -83,7 +83,8 @@ def evaluate_checkpoint(
     validate(cfg)
     seed_everything(int(cfg.seed))
     device = resolve_device(cfg)
-    parts = build_parts(cfg, device, train=False)
+    meta = ckpt.get("data_meta")
+    parts = build_parts(cfg, device, train=False, data_meta=meta if isinstance(meta, dict) else None)
     data = parts.data
     load_weights(parts.model, ckpt["model"], ckpt_path, parts.cfg, "drop any model override")
     loop = Loop(model=parts.model, criterion=parts.criterion, optimizer=None, scheduler=None, interval="epoch",

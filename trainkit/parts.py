@@ -109,11 +109,15 @@ def with_facts(cfg: DictConfig, facts: dict[str, Any]) -> DictConfig:
 
 
 def build_parts(
-    cfg: DictConfig, device: torch.device, rank: int = 0, world_size: int = 1, *, train: bool = True
+    cfg: DictConfig, device: torch.device, rank: int = 0, world_size: int = 1, *, train: bool = True,
+    data_meta: dict[str, Any] | None = None,
 ) -> Parts:
-    """Build data, task, model, loss and (with `train`) optimizer, schedule and scaler, in that order."""
+    """Build data, task, model, loss and (with `train`) optimizer, schedule and scaler, in that order.
+
+    `data_meta`: a checkpoint's, so a table is encoded as that run encoded it (eval).
+    """
     t0 = time.perf_counter()
-    data = build_data(cfg, device, rank, world_size)
+    data = build_data(cfg, device, rank, world_size, fitted=data_meta)
     data_s = time.perf_counter() - t0
     notes = limit_data(data, cfg.trainer) if train else []  # debug limits: train and check, never eval
     cfg = with_facts(cfg, data.facts)

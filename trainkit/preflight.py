@@ -150,6 +150,7 @@ def check_build(cfg: DictConfig, check_device: bool = True, models: dict[str, An
     if task is not None:
         check_monitor_name(task, str(cfg.trainer.monitor))
     _check_data_source(cfg)
+    _check_augment(cfg)
     for group in ("loss", "optim", "scheduler"):  # `+loss.nokey=1`: named now, not after the data is loaded
         node = cfg.get(group)
         if isinstance(node, DictConfig) and node.get("_target_") not in (None, "", "null"):
@@ -227,11 +228,35 @@ def check_monitor_name(task: Any, monitor: str) -> None:
 
 def _check_data_source(cfg: DictConfig) -> None:
     """The files of trainkit's own data sources exist (a missing file cost a failed run directory)."""
+    from trainkit.data import arrays
     from trainkit.data.files import check_source
 
     node = cfg.data.get("dataset")
     if isinstance(node, DictConfig):
-        check_source(str(node.get("_target_", "")), OmegaConf.to_container(node, resolve=True))
+        target, kwargs = str(node.get("_target_", "")), OmegaConf.to_container(node, resolve=True)
+        check_source(target, kwargs)
+        arrays.check_source(target, kwargs)
+
+
+def _check_augment(cfg: DictConfig) -> None:
+    """data.augment names transforms torchvision has, that fit the data's shape; mixup/cutmix a loss that takes probabilities."""
+    d = cfg.data
+    specs, mixup, cutmix = d.get("augment"), d.get("mixup_alpha"), d.get("cutmix_alpha")
+    if not specs and not mixup and not cutmix:
+        return
+    from trainkit.data.augment import BatchAugment
+
+    plain = OmegaConf.to_container(specs, resolve=True) if OmegaConf.is_config(specs) else specs
+    aug = BatchAugment(plain, mixup or 0.0, cutmix or 0.0, d.get("num_classes") or 2)
+    shape = d.get("input_shape")
+    aug.check_shape(list(shape) if shape is not None else None)
+    task, loss = str(cfg.task.get("_target_", "")), str(cfg.loss.get("_target_", ""))
+    takes_probabilities = task.endswith(".SoftTargets") or (task.endswith(".Classification") and loss.endswith("CrossEntropyLoss"))
+    if (mixup or cutmix) and not takes_probabilities:
+        raise ConfigError(
+            "data.mixup_alpha / data.cutmix_alpha turn the labels into class probabilities, which only "
+            "task=classification with loss=cross_entropy, or task=soft_targets, take; change the task or loss, or set them to 0"
+        )
 
 
 def _check_interval_sweeps(overrides: Sequence[str], config_dir: str | None) -> None:

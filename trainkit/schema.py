@@ -115,6 +115,9 @@ class DataSchema:
     persistent_workers: bool
     loader: str
     memory_budget_mb: Any  # a number; a float node would show 2048 as 2048.0
+    augment: Any  # a list of torchvision.transforms.v2 names or {name: ..., arguments}
+    mixup_alpha: float
+    cutmix_alpha: float
 
 
 SCHEMAS: dict[str, type] = {"trainer": TrainerSchema, "metrics": MetricsSchema, "device": DeviceSchema, "data": DataSchema}

@@ -258,6 +258,40 @@ def _fit_inputs(splits: dict[str, Dataset], cfg: DictConfig) -> str:
     return note
 
 
+def _encode_table(raw: Any, splits: dict[str, Dataset], meta: dict[str, Any], stored: Any = None) -> str:
+    """A table's columns encoded now that the split is cut (fitted on the training rows only); the note for the header.
+
+    The fitted encoding goes to meta["preprocessing"], so eval and predict encode new rows alike;
+    `stored` (a checkpoint's) is applied as it is instead of fitting again.
+    """
+    from trainkit.data import tables
+
+    table = raw.get("table") if isinstance(raw, dict) else None
+    if isinstance(table, tables.Table):
+        meta["preprocessing"], note = tables.encode_splits(splits, table, stored if isinstance(stored, dict) else None)
+        return note
+    names = getattr(raw, "feature_names", None)
+    if isinstance(names, list) and isinstance(splits["train"], TensorDataset):  # a numbers-only table, used as it is
+        meta["preprocessing"] = tables.fit_numbers(names, splits["train"].tensors[0])
+    return ""
+
+
+def _batch_augment(d: DictConfig, facts: dict[str, Any], seed: int) -> Any:
+    """data.augment / data.mixup_alpha / data.cutmix_alpha for the training batches (None when all are off)."""
+    from omegaconf import OmegaConf
+
+    specs = d.get("augment")
+    specs = OmegaConf.to_container(specs, resolve=True) if OmegaConf.is_config(specs) else specs
+    mixup, cutmix = d.get("mixup_alpha"), d.get("cutmix_alpha")
+    if not specs and not mixup and not cutmix:
+        return None
+    from trainkit.data.augment import BatchAugment
+
+    aug = BatchAugment(specs, mixup or 0.0, cutmix or 0.0, d.get("num_classes") or facts.get("num_classes"), seed)
+    aug.check_shape(d.get("input_shape") or facts.get("input_shape"))
+    return aug
+
+
 def _check_labels(splits: dict[str, Dataset], cfg: DictConfig) -> None:
     """Class labels a classifier can use: integers, and none in val/test beyond what train has (when inferred)."""
     task = str(cfg.task.get("_target_", ""))
@@ -287,8 +321,12 @@ def _check_labels(splits: dict[str, Dataset], cfg: DictConfig) -> None:
                 )
 
 
-def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size: int = 1) -> Data:
-    """Instantiate the dataset, split it by `cfg.seed`, pick the loader and build all three."""
+def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size: int = 1,
+               fitted: dict[str, Any] | None = None) -> Data:
+    """Instantiate the dataset, split it by `cfg.seed`, pick the loader and build all three.
+
+    `fitted`: a checkpoint's data_meta; a table is then encoded with its stored preprocessing (eval), not refitted.
+    """
     d = cfg.data
     from trainkit.instantiate import instantiate_group
 
@@ -301,6 +339,8 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
             raise DataError(f"the {name} split is empty; lower data.val_fraction / data.test_fraction or add data")
 
     skipped = int(raw.get("skipped_files") or 0) if isinstance(raw, dict) else 0
+    meta: dict[str, Any] = {}
+    table_note = _encode_table(raw, splits, meta, (fitted or {}).get("preprocessing"))
     converted = _fit_inputs(splits, cfg)
     _check_labels(splits, cfg)
     facts = {k: v for k, v in _infer_info(splits["train"]).items() if v is not None and d.get(k) is None}
@@ -350,10 +390,17 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
         train = TorchLoader(splits["train"], bs, shuffle, bool(d.drop_last), sample_weights=weights, **opts)
         val = TorchLoader(splits["val"], ebs, False, False, **opts)
         test = TorchLoader(splits["test"], ebs, False, False, **opts)
+    augment = _batch_augment(d, facts, seed)
+    if augment:
+        augment.rank = rank
+        train.augment = augment
+        reason += f"; {augment.describe()}"
+    if table_note:
+        reason += f"; {table_note}"
     if converted:
         reason += f"; {converted}"
     if skipped:
         reason += f"; skipped {skipped} bad image file{'s' if skipped != 1 else ''} (data.skip_bad_files=true)"
     sizes = {k: len(v) for k, v in splits.items()}
     return Data(train, val, test, choice, sizes, fingerprint, info={"bytes": nbytes, "loader_reason": reason},
-                train_split=splits["train"], facts=facts)
+                train_split=splits["train"], facts=facts, meta=meta)

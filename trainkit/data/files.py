@@ -76,15 +76,34 @@ def _pair(blob: dict[str, Any], xk: str, yk: str, path: str) -> TensorDataset:
     return TensorDataset(x, y)
 
 
-def csv(path: str, label_column: str | int = "label", delimiter: str = ",", label_type: str = "auto") -> TensorDataset:
-    """A table with a header row: every column but `label_column` is a float feature.
+def csv(path: str, label_column: str | int = "label", delimiter: str = ",", label_type: str = "auto",
+        columns: Any = None, max_categories: int = 20) -> Any:
+    """A table with a header row: every column but `label_column` is a feature.
 
     label_type: class (labels become indices 0..C-1 in sorted order), real (float targets for
-    regression), or auto (real when any label has a fractional part, else class).
+    regression), or auto (real when any label has a fractional part, else class). A file of
+    numbers only (no empty cell, no `columns`) is used as it is: a TensorDataset of floats. Any
+    other table goes through trainkit.data.tables (types inferred, `columns` overrides them, the
+    encoding fitted on the training split once it is cut): {"train": rows by id, "table": ...}.
     """
     p = _existing(path, "data.path")
     with p.open(newline="") as fh:
         rows = list(csv_module.reader(fh, delimiter=delimiter))
+    return _table_rows(rows, path, label_column, label_type, columns, max_categories)
+
+
+def parquet(path: str, label_column: str | int = "label", label_type: str = "auto", columns: Any = None,
+            max_categories: int = 20) -> Any:
+    """A parquet file (pandas + pyarrow: pip install 'trainkit[tables]'), read as csv reads its text."""
+    p = _existing(path, "data.path")
+    from trainkit.data.tables import read_parquet
+
+    return _table_rows(read_parquet(p), path, label_column, label_type, columns, max_categories)
+
+
+def _table_rows(rows: list[list[Any]], path: str, label_column: str | int, label_type: str, columns: Any,
+                max_categories: int) -> Any:
+    """Header row + cells -> the dataset (see csv)."""
     if len(rows) < 2:
         raise DataError(f"data.path={path} needs a header row and at least one data row")
     header, body = [h.strip() for h in rows[0]], [r for r in rows[1:] if r]
@@ -100,24 +119,39 @@ def csv(path: str, label_column: str | int = "label", delimiter: str = ",", labe
             raise DataError(f"{path} line {n} has {len(row)} fields but the header has {len(header)}")
         try:
             features.append([float(v) for i, v in enumerate(row) if i != col])
-        except ValueError:
-            bad = next(i for i, v in enumerate(row) if i != col and not _is_number(v))
-            raise DataError(f"{path} line {n}, column {bad + 1}: a feature is not a number; only the label column may hold text") from None
+        except ValueError:  # text or an empty cell: the table is encoded (trainkit.data.tables)
+            features.append(None)
         label = row[col].strip()
         if not label or label.lower() in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity"):
             raise DataError(f"{path} line {n}: the label is {label or 'empty'!s}; fill it in or drop the row")
         labels.append(label)
-    x = torch.tensor(features, dtype=torch.float32)
+    names = [h for i, h in enumerate(header) if i != col]
+    table = None
+    if columns or any(f is None for f in features):
+        from trainkit.data.tables import Table
+
+        table = Table(names, [[v for i, v in enumerate(r) if i != col] for r in body], columns, max_categories, path)
+        x = torch.arange(len(body)).unsqueeze(1)  # row ids: encoded after the split, fitted on the training rows
+    else:
+        x = torch.tensor(features, dtype=torch.float32)
     if label_type not in ("auto", "class", "real"):
         raise DataError(f"data.label_type={label_type} must be auto, class or real")
     numeric = all(_is_number(v) for v in labels)
     if label_type == "real" or (label_type == "auto" and numeric and any(float(v) != int(float(v)) for v in labels)):
         if not numeric:
             raise DataError(f"data.label_type=real but the label column (data.label_column={label_column}) of {path} holds text")
-        return TensorDataset(x, torch.tensor([float(v) for v in labels], dtype=torch.float32).unsqueeze(1))
+        return _with_table(TensorDataset(x, torch.tensor([float(v) for v in labels], dtype=torch.float32).unsqueeze(1)), table, names)
     keys = sorted(set(labels), key=lambda v: (float(v), v) if numeric else (0.0, v))
     index = {k: i for i, k in enumerate(keys)}
-    return TensorDataset(x, torch.tensor([index[v] for v in labels], dtype=torch.int64))
+    return _with_table(TensorDataset(x, torch.tensor([index[v] for v in labels], dtype=torch.int64)), table, names)
+
+
+def _with_table(ds: TensorDataset, table: Any, names: list[str]) -> Any:
+    """A numbers-only table as before (its feature names kept for the preprocessing record), else rows + table."""
+    if table is None:
+        ds.feature_names = names  # type: ignore[attr-defined]
+        return ds
+    return {"train": ds, "val": None, "test": None, "table": table}
 
 
 def _label_index(label_column: str | int, header: list[str], path: str) -> int:
@@ -284,7 +318,14 @@ def check_source(target: str, kwargs: dict[str, Any]) -> None:
         return
     name = target.rsplit(".", 1)[-1]
     path, root = kwargs.get("path"), kwargs.get("root")
-    if name in ("tensor_file", "csv") and path is not None and not _existing(str(path), "data.path").is_file():
+    if name in ("tensor_file", "csv", "parquet") and path is not None and not _existing(str(path), "data.path").is_file():
         raise DataError(f"data.path={path} is a directory; give the file")
+    if name in ("csv", "parquet") and path is not None and kwargs.get("columns"):
+        from trainkit.data.tables import check_types, header_names
+
+        header = header_names(Path(str(path)).expanduser(), str(kwargs.get("delimiter", ",")), name == "parquet")
+        label = kwargs.get("label_column", "label")
+        keep = [h for i, h in enumerate(header) if h != str(label) and str(i) != str(label)]
+        check_types(dict(kwargs["columns"]), keep, str(path))
     if name == "image_folder" and root is not None and not _existing(str(root), "data.root").is_dir():
         raise DataError(f"data.root={root} is a file; give the folder that holds CLASS/IMAGE files")

@@ -8,7 +8,7 @@ for data that does not fit. Both shard across ranks like DistributedSampler.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -34,6 +34,8 @@ class TensorLoader:
     kind = "memory"
     #: per-sample weights for data.sampler=weighted (drawn with replacement per (seed, epoch)); None: permute
     sample_weights: torch.Tensor | None = None
+    #: data.augment / mixup: (batch, epoch, batch index) -> batch, on the batch's device; None: as stored
+    augment: Callable[[Batch, int, int], Batch] | None = None
 
     def __init__(
         self,
@@ -94,10 +96,11 @@ class TensorLoader:
             start = b * bs
             stop = min(start + bs, count)
             if idx is None:
-                yield tuple(t[start:stop] for t in self.tensors)
+                batch = tuple(t[start:stop] for t in self.tensors)
             else:
                 sel = idx[start:stop]
-                yield tuple(t.index_select(0, sel) for t in self.tensors)
+                batch = tuple(t.index_select(0, sel) for t in self.tensors)
+            yield batch if self.augment is None else self.augment(batch, self.epoch, b)
         self.skip_batches = 0
 
 
@@ -131,6 +134,8 @@ class TorchLoader:
     """A torch DataLoader with the same epoch/resume contract as TensorLoader."""
 
     kind = "dataloader"
+    augment: Callable[[Batch, int, int], Batch] | None = None  # as TensorLoader's, after collation
+    _skip_batches = 0
 
     def __init__(
         self,
@@ -182,5 +187,6 @@ class TorchLoader:
         return len(self.loader)
 
     def __iter__(self) -> Iterator[Batch]:
-        for batch in self.loader:
-            yield tuple(batch)
+        first, self._skip_batches = self._skip_batches, 0
+        for b, batch in enumerate(self.loader, start=first):
+            yield tuple(batch) if self.augment is None else self.augment(tuple(batch), self.sampler.epoch, b)
