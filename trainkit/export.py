@@ -11,6 +11,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import re
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
@@ -108,7 +109,8 @@ def _reason(exc: BaseException) -> str:
     if "## Exception summary" in text:
         text = text.split("## Exception summary", 1)[1]
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return (lines[0] if lines else type(exc).__name__)[:240]
+    line = re.sub(r"<class '(?:\w+\.)*(\w+)'>", r"\1", lines[0]) if lines else type(exc).__name__
+    return " ".join(line.split())[:240]
 
 
 def _torchscript(model: torch.nn.Module, example: torch.Tensor, tmp: Path) -> Callable[[torch.Tensor], torch.Tensor]:
