@@ -156,7 +156,7 @@ def _exporter(fmt: str, loaded: Loaded) -> Callable[[torch.nn.Module, torch.Tens
 
 def _try(fmt: str, loaded: Loaded, model: torch.nn.Module, x: torch.Tensor, tmp: Path) -> Check:
     """Export to `tmp` and compare; ExportRefused naming the reason when the format cannot hold the model."""
-    example = x[: min(2, len(x))]  # traced on 2 samples, checked on all: the batch dimension really is dynamic
+    example = torch.cat([x, x])[:2]  # traced on 2 samples, checked on all: the batch dimension really is free
     try:
         run = _exporter(fmt, loaded)(model, example, tmp)
         with torch.inference_mode():
@@ -220,11 +220,12 @@ def export_checkpoint(
                 f"tolerance {check.tolerance:.3g}), so it was not written; try another format"
             )
         blob = tmp.read_bytes()
-    files.atomic_write(path, lambda f: f.write(blob))
-    written = [str(path)]
-    if config_path is not None:
+    written = []
+    if config_path is not None:  # the config first: weights on disk always have theirs beside them
         files.atomic_write_text(config_path, OmegaConf.to_yaml(loaded.cfg))
         written.append(str(config_path))
+    files.atomic_write(path, lambda f: f.write(blob))
+    written.insert(0, str(path))
     console.print(f"wrote {' and '.join(written)}", markup=False)
     return {"checkpoint": str(loaded.path.resolve()), "format": fmt, "written": written, "samples": check.samples,
             "max_abs_diff": check.max_abs_diff, "tolerance": check.tolerance, "passed": check.passed}
