@@ -311,3 +311,21 @@ def test_help_lists_predict_and_export(cli_in_process: InProcessCli, tmp_path: P
     assert "predict predict new data" in proc.stdout and "export  export a model" in proc.stdout
     for cmd in ("predict", "export"):
         assert cli_in_process([cmd, "--help"], tmp_path).stdout.startswith(f"usage: trainkit {cmd} ckpt=PATH|RUN_DIR")
+
+
+def test_predict_csv_without_the_training_table_takes_its_columns_in_order(
+    runs: dict[str, Path], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from trainkit import predict
+
+    rows = [[f"r{i}", *v] for i, v in enumerate([[0.1, 0.2, 0.3], [0.9, 0.8, 0.1]])]
+    _write_csv(tmp_path / "new.csv", ["id", "a", "b", "c"], rows)
+    predict(str(runs["table"]), str(tmp_path / "new.csv"), output=str(tmp_path / "with.csv"))
+    table = runs["root"] / "table.csv"
+    table.rename(tmp_path / "away.csv")
+    try:
+        predict(str(runs["table"]), str(tmp_path / "new.csv"), output=str(tmp_path / "without.csv"))
+    finally:
+        (tmp_path / "away.csv").rename(table)
+    assert "new.csv's are taken in file order: a, b, c" in capfd.readouterr().out
+    assert _read(tmp_path / "with.csv") == _read(tmp_path / "without.csv")

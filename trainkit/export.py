@@ -86,7 +86,8 @@ def sample_batch(loaded: Loaded, inputs: Sequence[str]) -> tuple[torch.Tensor, s
         data = build_data(loaded.cfg, torch.device("cpu"))
     except TrainkitError as exc:
         raise TrainkitError(
-            f"the run's data cannot be rebuilt to check the export ({exc}); give sample inputs: input=FILE.pt"
+            f"the export is checked on the run's test split, which cannot be rebuilt ({exc}); "
+            "or give the check sample inputs: input=FILE.pt"
         ) from None
     x = next(iter(data.test))[0]
     return x[:CHECK_SAMPLES], "the run's test split"

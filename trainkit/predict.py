@@ -21,7 +21,7 @@ from torch import nn
 
 from trainkit import files
 from trainkit.build import build_model, build_task, resolve_device
-from trainkit.console import CountProgress, console
+from trainkit.console import CountProgress, console, say
 from trainkit.errors import ConfigError, DataError, TrainkitError
 from trainkit.evaluate import read_checkpoint
 from trainkit.parts import load_weights
@@ -191,6 +191,10 @@ def table_features(path: Path, cfg: DictConfig, meta: dict[str, Any]) -> tuple[t
         shape = cfg.data.get("input_shape")
         width = int(shape[0]) if shape else None
         expected = [h for h in header if h != label]
+        if width is not None and len(expected) == width + 1 and "id" in expected:
+            expected.remove("id")  # the rows' names, not a feature
+        say(f"note: the run's training table (data.path={cfg.data.get('path')}) is not there to name its feature "
+            f"columns, so {path}'s are taken in file order: {', '.join(expected[:12])}", style="yellow")
         if width is not None and len(expected) != width:
             raise DataError(
                 f"input={path} has {len(expected)} feature columns but the model expects {width} "
