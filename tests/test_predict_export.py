@@ -51,6 +51,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "binary": ["model=linear", "loss=bce_with_logits"],
         "table": ["data=csv", f"data.path={root / 'table.csv'}", "optim.lr=0.05"],
         "regression": ["data=csv", f"data.path={root / 'reg.csv'}", "data.label_column=target", "loss=mse"],
+        "pairs": ["loss=cosine_embedding"],
         "images": ["data=image_folder", f"data.root={root / 'images'}", "model=linear", "trainer.epochs=3"],
     }
     out = {"root": root}
@@ -192,13 +193,14 @@ def test_bad_predict_input_is_one_line_and_writes_nothing(
     assert not any(p.suffix in (".csv", ".npy") or p.name == "preds.txt" for p in tmp_path.iterdir() if p.name != "missing.csv")
 
 
-def test_predict_refuses_a_task_without_classes_or_values() -> None:
-    from trainkit.errors import ConfigError
-    from trainkit.predict import task_kind
-    from trainkit.tasks import Pairs
-
-    with pytest.raises(ConfigError, match="predict does not support task=pairs.*supports task=classification"):
-        task_kind(Pairs(out_features=8))
+def test_predict_refuses_a_task_without_classes_or_values(
+    runs: dict[str, Path], tmp_path: Path, cli_in_process: InProcessCli
+) -> None:
+    torch.save(torch.zeros(3, 1, 8, 8), tmp_path / "x.pt")
+    proc = cli_in_process(["predict", str(runs["pairs"]), "input=x.pt"], tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "predict does not support task=pairs" in proc.stderr and "it supports task=classification" in proc.stderr
+    assert not (tmp_path / "predictions.csv").exists()
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx", "safetensors"])
