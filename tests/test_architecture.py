@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "trainkit"
 
 # Top to bottom. A module is placed by its first name below trainkit (trainkit.data.build -> data);
 # a module not named here sits in the middle layer with data, models, tasks, checkpoint and config.
-ENTRIES = {"cli", "job", "check", "evaluate", "api", "completion", "__main__", ""}  # "": trainkit/__init__.py
+ENTRIES = {"cli", "job", "check", "evaluate", "predict", "export", "api", "completion", "__main__", ""}  # "": trainkit/__init__.py
 LAYERS: list[set[str]] = [
     ENTRIES,
     {"run"},

@@ -93,3 +93,47 @@ def tune_lr(overrides: list[str] | None = None, config_dir: str | None = None) -
     from trainkit.lr_find import tune_lr as range_test
 
     return range_test(prepare_overrides(list(overrides or [])), config_dir)
+
+
+def predict(
+    ckpt: str,
+    input: str | list[str],  # noqa: A002 - the CLI's name for it
+    output: str | None = None,
+    overrides: list[str] | None = None,
+    top_k: int | None = None,
+    batch_size: int | None = None,
+    allow: list[str] | None = None,
+    trust: bool = False,
+) -> dict[str, Any]:
+    """Run `trainkit predict ckpt=CKPT input=INPUT ...` and return what it wrote.
+
+    `ckpt` is a checkpoint or a run directory (its best.pt); `input` a tensor file, a CSV, or image
+    files and folders (a list for several). The predictions go to `output` (predictions.csv in the
+    current directory by default; .pt or .npy for tensors); the result names the file (`written`),
+    the row count, the task and the class (or label) names. Bad input raises a TrainkitError.
+    """
+    from trainkit.predict import predict_checkpoint
+
+    inputs = [input] if isinstance(input, (str, Path)) else list(input)
+    return predict_checkpoint(str(ckpt), [str(i) for i in inputs], output=output, overrides=list(overrides or []),
+                              top_k=top_k, batch_size=batch_size, trust=trust, allow=allow)
+
+
+def export(
+    ckpt: str,
+    format: str,  # noqa: A002 - the CLI's name for it
+    output: str | None = None,
+    overrides: list[str] | None = None,
+    input: str | None = None,  # noqa: A002
+    allow: list[str] | None = None,
+    trust: bool = False,
+) -> dict[str, Any]:
+    """Run `trainkit export ckpt=CKPT format=FORMAT ...`: the artefact, checked against the PyTorch model.
+
+    Returns the files written and the check (`samples`, `max_abs_diff`, `tolerance`, `passed`). A model
+    the format cannot hold raises ExportRefused (a TrainkitError) naming the reason and the formats that work.
+    """
+    from trainkit.export import export_checkpoint
+
+    return export_checkpoint(str(ckpt), format, output=output, overrides=list(overrides or []),
+                             inputs=[str(input)] if input else [], trust=trust, allow=allow)

@@ -22,6 +22,8 @@ commands:
   train   train a model          trainkit train model=cnn optim=adam optim.lr=1e-3 trainer.epochs=5
                                  trainkit train -m optim=sgd,adam optim.lr=0.1,0.01   (a sweep)
   eval    evaluate a checkpoint  trainkit eval ckpt=outputs/DATE/TIME/checkpoints/best.pt [split=val]
+  predict predict new data       trainkit predict outputs/DATE/TIME input=new.csv [output=preds.csv] [top_k=3]
+  export  export a model         trainkit export ckpt=outputs/DATE/TIME format=torchscript|onnx|safetensors
   ls      list config groups     trainkit ls            trainkit ls optim
   show    print the config       trainkit show model=cnn optim=adam
   check   dry-run one batch      trainkit check data=mnist model=cnn   trainkit check --layers
@@ -136,6 +138,8 @@ def _parser() -> argparse.ArgumentParser:
 
     command("train", "config-dir", "allow", "multirun")
     command("eval", "allow").add_argument("--trust-checkpoint", action="store_true")
+    command("predict", "allow").add_argument("--trust-checkpoint", action="store_true")
+    command("export", "allow").add_argument("--trust-checkpoint", action="store_true")
     command("ls", "config-dir")
     command("show", "config-dir").add_argument("--yaml", action="store_true")
     command("check", "config-dir").add_argument("--layers", action="store_true")
@@ -268,6 +272,114 @@ def cmd_eval(args: list[str]) -> int:
             file=sys.stderr,
         )
     evaluate_checkpoint(ckpt, overrides, split=split, trust=ns.trust_checkpoint, allow=ns.allow)
+    return 0
+
+
+PREDICT_HELP = """usage: trainkit predict ckpt=PATH|RUN_DIR input=PATH [input=PATH ...] [output=FILE]
+                        [top_k=K] [batch_size=N] [device=cpu|cuda] [--allow NAME] [--trust-checkpoint]
+
+Predict for data the run never saw with the model of a checkpoint (a run directory: its
+checkpoints/best.pt), rebuilt from the config stored in it as `trainkit eval` does. Inputs:
+
+  input=new.pt / new.npy   a tensor (or a dict with 'x'; labels are not needed) of shape (N, *input_shape)
+  input=new.csv            a table with the run's feature columns (a label column is ignored; an 'id' column names the rows)
+  input=DIR or IMAGE.png   image files (a folder is searched recursively), through the run's eval transforms
+
+Writes predictions.csv (or output=FILE): one row per input with its id or path, the prediction
+(the class name, the labels, or the value), top-k columns with top_k=K, and one probability
+column per class. output=FILE.pt or .npy writes tensors instead (see docs/predict_export.md).
+
+examples:
+  trainkit predict outputs/2026-11-22/14-03-11 input=new_digits.pt
+  trainkit predict ckpt=outputs/2026-11-22/14-03-11/checkpoints/best.pt input=photos/ top_k=3 output=photos.csv
+"""
+
+EXPORT_HELP = """usage: trainkit export ckpt=PATH|RUN_DIR format=torchscript|onnx|safetensors [output=FILE]
+                       [input=PATH] [--allow NAME] [--trust-checkpoint]
+
+Export the model of a checkpoint, check the artefact against the PyTorch model on real inputs
+(the run's test split, or input= as for predict) and write it only when the check passes
+(default: RUN_DIR/export/best.torchscript.pt, best.onnx, or best.safetensors with best.yaml, the config).
+
+  format=torchscript   torch.jit.trace; load with torch.jit.load
+  format=onnx          dynamic batch dimension, checked with onnxruntime: pip install 'trainkit[onnx]'
+  format=safetensors   the weights, and the config beside them as YAML: pip install 'trainkit[safetensors]'
+
+examples:
+  trainkit export ckpt=outputs/2026-11-22/14-03-11 format=onnx
+  trainkit export ckpt=outputs/2026-11-22/14-03-11/checkpoints/best.pt format=torchscript output=model.pt
+"""
+
+
+def _checkpoint_args(cmd: str, args: list[str], own: tuple[str, ...]) -> tuple[argparse.Namespace, dict[str, list[str]], list[str]] | None:
+    """predict/export: their options, their own `key=value`s (input= may repeat), and the config overrides."""
+    ns, rest = parse([cmd, *args])
+    if getattr(ns, "help", False):
+        print(PREDICT_HELP if cmd == "predict" else EXPORT_HELP)
+        return None
+    _refuse_options(rest, cmd)
+    mine: dict[str, list[str]] = {}
+    overrides = []
+    for a in rest:
+        key, sep, value = a.partition("=")
+        if not sep and "ckpt" not in mine:  # `trainkit predict RUN_DIR`
+            key, value = "ckpt", a
+        elif not sep:
+            raise TrainkitError(f"cannot parse '{a}' for {cmd}; write key=value (see 'trainkit {cmd} --help')")
+        if key in own:
+            mine.setdefault(key, []).append(value)
+        else:
+            overrides.append(a)
+    for key, values in mine.items():
+        if key != "input" and len(values) > 1:
+            raise TrainkitError(f"{key}= is given {len(values)} times; give it once")
+    if not mine.get("ckpt", [""])[0]:
+        raise TrainkitError(f"{cmd} needs a checkpoint: trainkit {cmd} ckpt=outputs/DATE/TIME/checkpoints/best.pt (or the run directory)")
+    if ns.trust_checkpoint:
+        print(
+            "trainkit: warning: --trust-checkpoint unpickles the file in full: any code its author put in it "
+            "runs now, with your permissions. Use it only for checkpoints from people you trust.",
+            file=sys.stderr,
+        )
+    from trainkit.config import prepare_overrides
+
+    return ns, mine, prepare_overrides(overrides)
+
+
+def _count(key: str, values: dict[str, list[str]]) -> int | None:
+    """top_k=3, batch_size=256: a whole number, or None when not given."""
+    if key not in values:
+        return None
+    value = values[key][0]
+    if not value.strip().isdigit():
+        raise TrainkitError(f"{key}={value} must be a whole number, e.g. {key}=3")
+    return int(value)
+
+
+def cmd_predict(args: list[str]) -> int:
+    parsed = _checkpoint_args("predict", args, ("ckpt", "input", "output", "top_k", "batch_size"))
+    if parsed is None:
+        return 0
+    from trainkit.predict import predict_checkpoint
+
+    ns, mine, overrides = parsed
+    predict_checkpoint(mine["ckpt"][0], mine.get("input", []), output=mine.get("output", [None])[0],
+                       overrides=overrides, top_k=_count("top_k", mine), batch_size=_count("batch_size", mine),
+                       trust=ns.trust_checkpoint, allow=ns.allow)
+    return 0
+
+
+def cmd_export(args: list[str]) -> int:
+    parsed = _checkpoint_args("export", args, ("ckpt", "format", "output", "input"))
+    if parsed is None:
+        return 0
+    from trainkit.export import FORMATS, export_checkpoint
+
+    ns, mine, overrides = parsed
+    if "format" not in mine:
+        raise TrainkitError(f"export needs a format: format={'|'.join(FORMATS)}")
+    export_checkpoint(mine["ckpt"][0], mine["format"][0], output=mine.get("output", [None])[0], overrides=overrides,
+                      inputs=mine.get("input", []), trust=ns.trust_checkpoint, allow=ns.allow)
     return 0
 
 
@@ -441,6 +553,8 @@ def cmd_report(args: list[str]) -> int:
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": cmd_train,
     "eval": cmd_eval,
+    "predict": cmd_predict,
+    "export": cmd_export,
     "ls": cmd_ls,
     "show": cmd_show,
     "check": cmd_check,

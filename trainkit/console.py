@@ -87,3 +87,23 @@ def epoch_line(row: dict[str, Any], better: bool) -> str:
 def early_stop_line(es: Any, monitor: str, epoch: int, best_value: float, best_epoch: int | None) -> str:
     return (f"early stopping at epoch {epoch}: {monitor} did not improve by more than {es.min_delta:g} "
             f"for {es.wait} epoch(s) (patience {es.patience}); best {best_value:.4f} at epoch {best_epoch}")
+
+
+class CountProgress:
+    """A live bar over the batches of a job that is not an epoch (`predict`): on a terminal only, else silent."""
+
+    def __init__(self, label: str, total: int, enabled: bool = True) -> None:
+        self._progress: Progress | None = None
+        if enabled and sys.stdout.isatty():
+            self._progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                      console=console, transient=True)
+            self._task = self._progress.add_task(label, total=total)
+            self._progress.start()
+
+    def advance(self, steps: int = 1) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task, steps)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()

@@ -56,24 +56,19 @@ _MISSING = object()
 SPLIT_KEYS = ("seed", "data.val_fraction", "data.test_fraction")
 
 
-def evaluate_checkpoint(
-    ckpt_path: str,
-    overrides: list[str],
-    split: str = "test",
-    trust: bool = False,
-    allow: list[str] | None = None,
-) -> dict[str, Any]:
-    """Rebuild the model from the checkpoint's own config, evaluate a split, write eval.json.
+def read_checkpoint(
+    ckpt_path: str, overrides: list[str], trust: bool = False, allow: list[str] | None = None
+) -> tuple[dict[str, Any], DictConfig]:
+    """The checkpoint (bounded `weights_only` load) and its stored config, checked and validated.
 
-    The stored config is a stranger's (trainkit.security): it is read as bounded, uninterpolated data
-    with downloads off, and its `_target_`s are checked against the closed allow-list (trainkit's own
-    configs plus `allow`, the user's --allow) before anything is imported or built.
+    What `eval`, `predict` and `export` all rebuild a model from. The stored config is a stranger's
+    (trainkit.security): it is read as bounded, uninterpolated data with downloads off, and its
+    `_target_`s are checked against the closed allow-list (trainkit's own configs plus `allow`, the
+    user's --allow) before anything is imported or built.
     """
     from trainkit.security import allowed_prefixes, checked_config
 
     prefixes = allowed_prefixes(allow or ())
-    if split not in ("test", "val", "train"):
-        raise ConfigError(f"split={split} is not a split; choose test, val or train")
     ckpt = ckpt_io.load(ckpt_path, trust=trust)
     if not isinstance(ckpt.get("config"), dict):
         raise TrainkitError(f"checkpoint '{ckpt_path}' carries no config, so its model cannot be rebuilt")
@@ -81,6 +76,20 @@ def evaluate_checkpoint(
     cfg = checked_config(ckpt["config"], source, overrides, apply_eval_overrides, prefixes)
     fill_trainer_defaults(cfg)  # a checkpoint from an older trainkit lacks newer trainer keys
     validate(cfg)
+    return ckpt, cfg
+
+
+def evaluate_checkpoint(
+    ckpt_path: str,
+    overrides: list[str],
+    split: str = "test",
+    trust: bool = False,
+    allow: list[str] | None = None,
+) -> dict[str, Any]:
+    """Rebuild the model from the checkpoint's own config (`read_checkpoint`), evaluate a split, write eval.json."""
+    if split not in ("test", "val", "train"):
+        raise ConfigError(f"split={split} is not a split; choose test, val or train")
+    ckpt, cfg = read_checkpoint(ckpt_path, overrides, trust, allow)
     seed_everything(int(cfg.seed))
     device = resolve_device(cfg)
     meta = ckpt.get("data_meta")
