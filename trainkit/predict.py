@@ -166,17 +166,15 @@ def tensor_inputs(path: Path, cfg: DictConfig) -> torch.Tensor:
 
 
 def table_features(path: Path, cfg: DictConfig, meta: dict[str, Any]) -> tuple[torch.Tensor, list[str]]:
-    """A CSV's rows as the run's feature columns, in the run's order; the label column, if there, is ignored.
+    """A CSV's rows as the run's feature columns, encoded as the run encoded its table; the label column is ignored.
 
-    The seam for a table's fitted preprocessing (checkpoint "data_meta"["preprocessing"]): today's
-    CSV source (trainkit.data.files.csv) reads raw float features, and so does this. A run whose
-    features were transformed must apply the same fitted transform here, not a second copy of it.
+    A run that trained on a table keeps its fitted encoding (checkpoint "data_meta"["preprocessing"],
+    `trainkit.data.tables`): the rows go through that same `transform`, by column name. Older runs
+    (raw float features, no stored encoding) are read as their CSV source read them.
     """
-    if meta.get("preprocessing"):
-        raise DataError(
-            f"the checkpoint stores fitted table preprocessing that this trainkit cannot apply to input={path}; "
-            "update trainkit, or give the features already transformed as a tensor file"
-        )
+    preprocessing = meta.get("preprocessing")
+    if preprocessing:
+        return _encoded_rows(path, cfg, preprocessing)
     source = str(cfg.data.get("dataset", {}).get("_target_", ""))
     if source != "trainkit.data.files.csv":
         raise DataError(
@@ -223,6 +221,31 @@ def table_features(path: Path, cfg: DictConfig, meta: dict[str, Any]) -> tuple[t
     if not features:
         raise DataError(f"input={path} has a header but no data rows")
     return torch.tensor(features, dtype=torch.float32), ids
+
+
+def _encoded_rows(path: Path, cfg: DictConfig, preprocessing: dict[str, Any]) -> tuple[torch.Tensor, list[str]]:
+    """The rows through the run's fitted table encoding: every column it used must be there (by name)."""
+    from trainkit.data.tables import transform
+
+    label = str(cfg.data.get("label_column", "label"))
+    header, rows = _read_table(path, str(cfg.data.get("delimiter", ",")))
+    expected = [str(c["name"]) for c in preprocessing["columns"]]
+    missing = [c for c in expected if c not in header]
+    if missing:
+        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        raise DataError(
+            f"input={path} lacks the feature column{'s' if len(missing) > 1 else ''} {shown}; the model expects "
+            f"the {len(expected)} columns {', '.join(expected[:12])}{' ...' if len(expected) > 12 else ''} "
+            f"(empty cells may stay empty; the label column '{label}' may be there or not)"
+        )
+    for n, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise DataError(f"{path} line {n} has {len(row)} fields but the header has {len(header)}")
+    if not rows:
+        raise DataError(f"input={path} has a header but no data rows")
+    columns = {h: [r[i] for r in rows] for i, h in enumerate(header)}
+    ids = [c.strip() for c in columns["id"]] if "id" in columns and "id" not in expected else [str(i) for i in range(len(rows))]
+    return transform(columns, preprocessing), ids
 
 
 def _read_table(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
