@@ -166,6 +166,8 @@ RULES: dict[str, Check] = {
     "trainer.early_stopping": _optional(_early_stopping),
     "trainer.early_stopping.patience": _optional(_int(1)),
     "trainer.early_stopping.min_delta": _nonneg_number,
+    "trainer.unfreeze_at_epoch": _optional(_int(1)),  # fine-tuning (trainkit/finetune.py)
+    "model.pretrained_strict": _bool,
     "metrics.enabled": _bool,
     "metrics.top_k": _top_k,
     "metrics.average": _one_of("macro", "weighted", "micro"),

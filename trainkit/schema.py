@@ -49,6 +49,7 @@ class TrainerSchema:
     skip_done: bool
     overwrite: bool
     early_stopping: Optional[EarlyStoppingSchema]
+    unfreeze_at_epoch: Optional[int]  # fine-tuning: model.freeze released after this many epochs
 
 
 @dataclass
