@@ -130,7 +130,13 @@ def check_input(net: nn.Module, shape: tuple[int, int, int], what: str, probe: C
     if reason is None:
         return
     c, h, w = shape
-    fits = next((s for s in PROBE_SIZES if s > min(h, w) and probe(net, (c, s, s)) is None), None)
+    low = min(h, w)  # fails
+    fits = next((s for s in PROBE_SIZES if s > low and probe(net, (c, s, s)) is None), None)
+    if fits is not None:  # between the last size that failed and the first that fits
+        low = max([low, *(s for s in PROBE_SIZES if s < fits)])
+        while fits - low > 1:
+            mid = (low + fits) // 2
+            low, fits = (low, mid) if probe(net, (c, mid, mid)) is None else (mid, fits)
     smallest = (f"the smallest square input it takes is {fits}x{fits}" if fits is not None
                 else f"no square input from {PROBE_SIZES[0]} to {PROBE_SIZES[-1]} px goes through it")
     raise ConfigError(f"{what} cannot take {c}x{h}x{w} inputs ({reason}); {smallest}: resize the images "
