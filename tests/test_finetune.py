@@ -115,6 +115,14 @@ def test_freeze_patterns_and_their_release() -> None:
         freeze(CNN([1, 8, 8], 10), ["head.*"])
 
 
+def test_sgd_with_momentum_steps_parameters_released_mid_run(tmp_path: Path) -> None:
+    """Released parameters have no momentum buffer yet while the others do (torch's fused SGD refuses that)."""
+    summary = train_in_process(["model=cnn", "model.channels=[8,8]", "model.hidden=16", "model.freeze=[features.*]",
+                                "trainer.unfreeze_at_epoch=1", "trainer.epochs=2", "trainer.progress=plain",
+                                "metrics.enabled=false"], tmp_path / "run")
+    assert summary["status"] == "completed" and summary["epochs"] == 2
+
+
 @pytest.mark.slow
 def test_frozen_then_released_trains_as_said_and_resumes_exactly_across_the_unfreeze(
     tmp_path: Path, cli_in_process: InProcessCli

@@ -136,7 +136,7 @@ def build_parts(
     parts = Parts(cfg=cfg, data=data, task=task, model=model, criterion=criterion,
                   dtype=autocast_dtype(cfg, device), memory_format=memory_format, data_s=data_s)
     if train:
-        parts.optimizer = build_optimizer(cfg, model)
+        parts.optimizer = build_optimizer(cfg, model, fused=not patterns_of(cfg.model))
         until = cfg.trainer.get("unfreeze_at_epoch")
         if until is not None and world_size > 1:
             raise ConfigError("trainer.unfreeze_at_epoch does not work with several processes yet (DDP fixes the "
