@@ -62,6 +62,10 @@ def test_an_unknown_name_and_a_too_small_input_are_one_line_each() -> None:
     with pytest.raises(ConfigError, match=r"model.name=mobilenet_v3_smal is not a torchvision model; close matches: "
                                           r"mobilenet_v3_small"):
         torchvision_model("mobilenet_v3_smal", [3, 32, 32], 2)
+    with pytest.raises(ConfigError, match="model.kwargs.weights would make torchvision fetch or read weights itself"):
+        torchvision_model("resnet18", [3, 32, 32], 2, kwargs={"weights": "DEFAULT"})  # a stranger's stored config too
+    with pytest.raises(ConfigError, match="model.kwargs.checkpoint_path would make timm"):
+        timm_model("test_resnet", [3, 32, 32], 2, kwargs={"checkpoint_path": "x.pth"})
     with pytest.raises(ConfigError, match="close matches: convnext_nano"):
         timm_model("convnext_nan", [3, 32, 32], 2)
     with pytest.raises(ConfigError, match=r"squeezenet1_1 cannot take 3x16x16 inputs .*smallest square input it takes is 17x17"):

@@ -58,6 +58,20 @@ def check_name(library: str, name: Any) -> str:
     raise ConfigError(f"model.name={text or 'null'} is not a {library} model{near}; list them with: {LIST_HINT[library]}")
 
 
+# Builder arguments that fetch or read weights: weights come only through model.pretrained (bounded, weights_only).
+LOADING_KWARGS = ("weights", "progress", "pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path",
+                  "cache_dir")
+
+
+def _options(library: str, kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    options = dict(kwargs or {})
+    loading = [k for k in options if k in LOADING_KWARGS]
+    if loading:
+        raise ConfigError(f"model.kwargs.{loading[0]} would make {library} fetch or read weights itself; "
+                          "drop it and give local weights with model.pretrained=PATH")
+    return options
+
+
 def torchvision_model(
     name: str, in_shape: Sequence[int], out_features: int, kwargs: dict[str, Any] | None = None
 ) -> nn.Module:
@@ -65,7 +79,7 @@ def torchvision_model(
     import torchvision
 
     channels, height, width = image_shape(in_shape, "torchvision", "use model=mlp for flat features")
-    options = dict(kwargs or {})
+    options = _options("torchvision", kwargs)
     if name in ("inception_v3", "googlenet"):
         options.setdefault("aux_logits", False)  # one output in training too, as every other model
         options.setdefault("init_weights", True)
@@ -86,7 +100,7 @@ def timm_model(
     """timm.create_model(name, pretrained=False, num_classes=out_features, in_chans=channels)."""
     timm = _timm()
     channels, height, width = image_shape(in_shape, "timm", "use model=mlp for flat features")
-    options = dict(kwargs or {})
+    options = _options("timm", kwargs)
     try:
         net = timm.create_model(check_name("timm", name), pretrained=False, num_classes=int(out_features),
                                 in_chans=channels, **options)
