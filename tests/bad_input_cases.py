@@ -53,6 +53,14 @@ ISSUE = [
     ["model.hidden=" + "[" * 600 + "1" + "]" * 600],  # Hydra: maximum recursion depth exceeded
     ["seed=${trainer.epochs}", "trainer.epochs=${seed}"],
     ["hydra.run.dir=${hydra.run.dir}"],
+    # issue 16: models by name and fine-tuning
+    ["model=torchvision", "model.name=resnet5"],
+    ["model=torchvision", "model.name=squeezenet1_1"],  # digits' 8x8 images are too small for it
+    ["model=cnn", "model.pretrained=no_such_weights.pt"],
+    ["model=cnn", "model.freeze=[feat.*]"],
+    ["model=cnn", "trainer.unfreeze_at_epoch=2"],
+    ["trainer.unfreeze_at_epoch=0"],
+    ["model.pretrained_strict=3"],
 ]
 
 TYPOS = [

@@ -124,7 +124,9 @@ InProcessCli = Callable[[list[str], Path], "subprocess.CompletedProcess[str]"]
 @pytest.fixture
 def cli_in_process(capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> InProcessCli:
     """`run_cli` without the subprocess: `trainkit ARGS` through cli.main in `cwd`, same result type."""
-    from trainkit import cli
+    from trainkit import cli, rundir
+
+    monkeypatch.setattr(rundir, "CLAIM", rundir.CLAIM)  # `train` turns claims on for this process: off again after
 
     def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
         monkeypatch.chdir(cwd)

@@ -89,6 +89,14 @@ def test_every_malformed_override_is_one_line_exit_2_and_no_run_dir(tmp_path, ca
         (["="], "an override needs a key before '='"),
         (["model.hidden=" + "[" * 600 + "1" + "]" * 600], "is nested too deeply for Hydra's override parser"),
         (["hydra.run.dir=${hydra.run.dir}"], "hydra.run.dir"),
+        (["model=torchvision", "model.name=resnet5"], "model.name=resnet5 is not a torchvision model; close matches: resnet50"),
+        (["model=torchvision", "model.name=squeezenet1_1"], "squeezenet1_1 cannot take 1x8x8 inputs"),
+        (["model=torchvision", "model.name=squeezenet1_1"], "the smallest square input it takes is 17x17"),
+        (["model=cnn", "model.pretrained=no_such_weights.pt"], "model.pretrained=no_such_weights.pt does not exist"),
+        (["model=cnn", "model.freeze=[feat.*]"], "model.freeze pattern 'feat.*' matches no parameter (fnmatch on names); "
+                                                 "this model's parameter names: features.0.weight"),
+        (["model=cnn", "trainer.unfreeze_at_epoch=2"], "trainer.unfreeze_at_epoch=2 needs model.freeze patterns"),
+        (["trainer.unfreeze_at_epoch=0"], "trainer.unfreeze_at_epoch=0 must be an integer >= 1"),
     ],
 )
 def test_unclear_one_liners_now_say_what_and_how(args, words, tmp_path, capsys, monkeypatch) -> None:

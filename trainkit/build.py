@@ -80,7 +80,12 @@ def build_loss(cfg: DictConfig, data: Any = None) -> nn.Module:
     return instantiate_group("loss", node, **tensors)
 
 
-def build_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
+def build_optimizer(cfg: DictConfig, model: nn.Module, fused: bool = True) -> torch.optim.Optimizer:
+    """The optimizer over the trainable parameters; `fused=False` keeps torch's own kernel choice.
+
+    (model.freeze passes False: torch's fused SGD cannot step a group in which only some parameters
+    have a momentum buffer, which is what releasing frozen parameters mid-run makes.)
+    """
     params: list[Any] = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ConfigError("the model has no trainable parameters; check model._target_ and freezing options")
@@ -89,7 +94,7 @@ def build_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
         params = param_groups(model, cfg.optim.param_groups)
     from trainkit.perf import fused_default  # fused SGD/Adam/AdamW kernels unless the config chose
 
-    return instantiate_group("optim", cfg.optim, params, **fused_default(cfg.optim, model))
+    return instantiate_group("optim", cfg.optim, params, **(fused_default(cfg.optim, model) if fused else {}))
 
 
 def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> tuple[Any, str]:

@@ -85,6 +85,8 @@ def default_choices() -> dict[str, str | None]:
 
 def list_groups(group: str | None = None, user_config_dir: str | None = None) -> str:
     """The text of `trainkit ls [GROUP]`: options per group, the default marked with '*'."""
+    if group is not None and group.rstrip("/=").count("=") == 1:
+        return list_model_names(group.rstrip("/="))
     groups = catalog(user_config_dir)
     if group is not None:
         group = group.rstrip("/=")
@@ -104,6 +106,8 @@ def list_groups(group: str | None = None, user_config_dir: str | None = None) ->
             mark = "*" if opt.name == default else " "
             mine = "  [your config]" if opt.user else ""
             lines.append(f"  {mark} {opt.name:<{width}}  {opt.description}{mine}".rstrip())
+        if name == "model":
+            lines.append(f"  {MODEL_NAMES_HINT}")
         lines.append("")
     if group is None:
         lines.append(
@@ -111,6 +115,22 @@ def list_groups(group: str | None = None, user_config_dir: str | None = None) ->
             "'trainkit show GROUP=OPTION' prints what it sets"
         )
     return "\n".join(lines).rstrip() + "\n"
+
+
+MODEL_NAMES_HINT = ("model=torchvision and model=timm build any model of their library by model.name; "
+                    "the names: trainkit ls model=torchvision, trainkit ls model=timm")
+
+
+def list_model_names(choice: str) -> str:
+    """`trainkit ls model=torchvision` (or model=timm): the model names that library builds, one a line."""
+    group, _, option = choice.partition("=")
+    if group != "model" or option not in ("torchvision", "timm"):
+        raise ConfigError(f"'trainkit ls {choice}' lists nothing; names are listed for model=torchvision and "
+                          "model=timm, options of a group with: trainkit ls GROUP")
+    from trainkit.models.named import model_names
+
+    names = model_names(option)
+    return "\n".join(names) + f"\n({len(names)} {option} models; pick one with model={option} model.name=NAME)\n"
 
 
 # --------------------------------------------------------------------------- show

@@ -105,27 +105,27 @@ def _offer(path: Path) -> str:
     return "; use another checkpoint of the run (last.pt and best.pt are written atomically)"
 
 
-def load(path: str | os.PathLike[str], trust: bool = False, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with weights_only=True (or, only when `trust`, a full unpickle).
+def read(path: str | os.PathLike[str], trust: bool = False, map_location: Any = "cpu", what: str = "checkpoint") -> Any:
+    """Whatever a torch.save file holds, loaded with weights_only=True (or, only when `trust`, a full unpickle).
 
-    Never writes anything. Every failure is a CheckpointError (exit 2) naming the file; a truncated
-    or corrupt file also names the sibling checkpoints to fall back on.
+    Never writes anything. Every failure is a CheckpointError (exit 2) naming the file (as `what`); a
+    truncated or corrupt file also names the sibling checkpoints to fall back on.
     """
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(
-            f"checkpoint '{path}' is a directory; point at a .pt file such as {path}/checkpoints/best.pt"
+            f"{what} '{path}' is a directory; point at a .pt file such as {path}/checkpoints/best.pt"
         )
     if not path.is_file():
         raise CheckpointError(
-            f"checkpoint '{path}' does not exist; check the path (run dirs keep them in checkpoints/)"
+            f"{what} '{path}' does not exist; check the path (run dirs keep them in checkpoints/)"
         )
-    kind = check_archive(path)
+    kind = check_archive(path, what)
     if kind == "other" and not trust:  # the reason only: torch's message would quote the file's first byte
-        raise CheckpointError(f"checkpoint '{path}' is corrupt: neither torch's zip format nor a pickle{_offer(path)}")
+        raise CheckpointError(f"{what} '{path}' is corrupt: neither torch's zip format nor a pickle{_offer(path)}")
     if kind == "pickle" and not trust:
         raise CheckpointError(
-            f"checkpoint '{path}' is not in torch's zip format (a raw pickle or a pre-1.6 torch.save), so its size "
+            f"{what} '{path}' is not in torch's zip format (a raw pickle or a pre-1.6 torch.save), so its size "
             "cannot be checked before loading: it was refused and none of its code ran; re-save it with torch.save, "
             "or, only if you trust its author, --trust-checkpoint loads it in full"
         )
@@ -139,17 +139,23 @@ def load(path: str | os.PathLike[str], trust: bool = False, map_location: Any = 
             raise _corrupt(path, exc) from exc
         if "Unsupported operand" in str(exc):  # raw pickle bytes: garbage, or a pickle made to run code
             raise CheckpointError(
-                f"checkpoint '{path}' is corrupt or holds pickled objects other than tensors and plain data "
+                f"{what} '{path}' is corrupt or holds pickled objects other than tensors and plain data "
                 f"({_reason(exc)}), so it was refused and none of its code ran{_offer(path)}; "
                 "only if you trust its author, --trust-checkpoint loads it in full"
             ) from exc
         raise CheckpointError(
-            f"checkpoint '{path}' holds pickled objects other than tensors and plain data ({_reason(exc)}), "
+            f"{what} '{path}' holds pickled objects other than tensors and plain data ({_reason(exc)}), "
             "so it was refused and none of its code ran; load it only if you trust its author, "
             "with --trust-checkpoint"
         ) from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError, KeyError) as exc:
         raise _corrupt(path, exc) from exc
+    return obj
+
+
+def load(path: str | os.PathLike[str], trust: bool = False, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a trainkit checkpoint (see `read`): a dict with a 'model' state dict, or a CheckpointError."""
+    obj = read(path, trust, map_location)
     if not isinstance(obj, dict):
         raise CheckpointError(
             f"'{path}' is not a trainkit checkpoint "

@@ -383,14 +383,16 @@ def cmd_export(args: list[str]) -> int:
     return 0
 
 
-LS_HELP = """usage: trainkit ls [GROUP] [--config-dir DIR]
+LS_HELP = """usage: trainkit ls [GROUP | model=torchvision | model=timm] [--config-dir DIR]
 
 List every config group, its options and each option's one-line description (the header
 comment of its YAML file). '*' marks the default; options from --config-dir are marked.
+`model=torchvision` / `model=timm` list the model names that library builds (model.name=NAME).
 
 examples:
   trainkit ls
   trainkit ls optim
+  trainkit ls model=torchvision
   trainkit ls model --config-dir my_configs
 """
 

@@ -16,7 +16,7 @@ from trainkit.errors import ConfigError, TrainkitError, suggest
 
 # Keys of a group that steer trainkit rather than being passed to the `_target_`.
 RESERVED = {
-    "model": ("init",),
+    "model": ("init", "pretrained", "pretrained_prefix", "pretrained_strict", "freeze"),  # trainkit/finetune.py
     "optim": ("param_groups",),
     "scheduler": ("interval",),
     "loss": (),

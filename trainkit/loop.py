@@ -53,6 +53,7 @@ class Loop:
     should_stop: Callable[[], bool] = lambda: False
     memory_format: torch.memory_format | None = None  # channels_last for conv nets on CUDA
     on_log: Callable[[int, dict[str, float]], None] | None = None  # loggers, at each log interval
+    on_epoch_start: Callable[[int], None] | None = None  # before each training epoch (0-based): model.freeze
 
     def __post_init__(self) -> None:
         if self.scaler is None:  # disabled: scale/unscale_/update do nothing, step is optimizer.step()
@@ -266,6 +267,8 @@ def fit(
 ) -> None:
     """Train epochs state.epoch..epochs-1, validating after each and stepping epoch schedules."""
     for epoch in range(state.epoch, epochs):
+        if loop.on_epoch_start is not None:
+            loop.on_epoch_start(epoch)
         train_loader.set_epoch(epoch, state.batch_in_epoch)
         lr = state.epoch_lr if state.batch_in_epoch and state.epoch_lr is not None else loop.lr()
         state.epoch_lr = lr

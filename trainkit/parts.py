@@ -30,9 +30,11 @@ from trainkit.build import (
     build_scheduler,
     build_task,
 )
+from trainkit.console import say
 from trainkit.data import Data, build_data
 from trainkit.debug import limit_data
-from trainkit.errors import TrainkitError
+from trainkit.errors import ConfigError, TrainkitError
+from trainkit.finetune import Freeze, freeze, load_pretrained, patterns_of
 from trainkit.perf import wants_channels_last
 from trainkit.tasks import check_monitor
 
@@ -87,6 +89,7 @@ class Parts:
     memory_format: torch.memory_format | None = None
     data_s: float = 0.0  # time build_data took (check reports it)
     notes: list[str] = field(default_factory=list)  # header lines: the debug limits in force (trainkit.debug)
+    freeze: Freeze | None = None  # model.freeze: its at_epoch runs before every training epoch
 
     @property
     def steps_per_epoch(self) -> int:
@@ -111,10 +114,14 @@ def with_facts(cfg: DictConfig, facts: dict[str, Any]) -> DictConfig:
 def build_parts(
     cfg: DictConfig, device: torch.device, rank: int = 0, world_size: int = 1, *, train: bool = True,
     data_meta: dict[str, Any] | None = None,
+    pretrained: bool = True,
 ) -> Parts:
     """Build data, task, model, loss and (with `train`) optimizer, schedule and scaler, in that order.
 
     `data_meta`: a checkpoint's, so a table is encoded as that run encoded it (eval).
+    With `train` and `pretrained` (not when resuming: the checkpoint has the weights), model.pretrained is
+    loaded into the built model before the optimizer is made; model.freeze is applied after it, so the
+    optimizer holds every parameter and trainer.unfreeze_at_epoch only flips requires_grad.
     """
     t0 = time.perf_counter()
     data = build_data(cfg, device, rank, world_size, fitted=data_meta)
@@ -122,7 +129,10 @@ def build_parts(
     notes = limit_data(data, cfg.trainer) if train else []  # debug limits: train and check, never eval
     cfg = with_facts(cfg, data.facts)
     task = build_task(cfg)
-    model = build_model(cfg).to(device)
+    model = build_model(cfg)
+    if train and pretrained:
+        load_pretrained(model, cfg.model)
+    model = model.to(device)
     memory_format = torch.channels_last if wants_channels_last(model, device) else None
     if memory_format is not None:
         model = model.to(memory_format=memory_format)
@@ -131,7 +141,14 @@ def build_parts(
     parts = Parts(cfg=cfg, data=data, task=task, model=model, criterion=criterion,
                   dtype=autocast_dtype(cfg, device), memory_format=memory_format, data_s=data_s, notes=notes)
     if train:
-        parts.optimizer = build_optimizer(cfg, model)
+        parts.optimizer = build_optimizer(cfg, model, fused=not patterns_of(cfg.model))
+        until = cfg.trainer.get("unfreeze_at_epoch")
+        if until is not None and world_size > 1:
+            raise ConfigError("trainer.unfreeze_at_epoch does not work with several processes yet (DDP fixes the "
+                              "trained parameters when it wraps the model); train on one process, or drop it")
+        parts.freeze = freeze(model, patterns_of(cfg.model), None if until is None else int(until))
+        if parts.freeze is not None:
+            say(parts.freeze.describe())
         parts.scheduler, parts.interval = build_scheduler(cfg, parts.optimizer, parts.steps_per_epoch)
         # float16 autocast needs loss scaling; elsewhere a disabled scaler passes everything through
         parts.scaler = torch.amp.GradScaler(device.type, enabled=parts.dtype == torch.float16)

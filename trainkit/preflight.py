@@ -159,6 +159,7 @@ def check_build(cfg: DictConfig, check_device: bool = True, models: dict[str, An
             kw = {k: v for k, v in kw.items() if k != "_target_" and (group != "loss" or k not in ("weight", "pos_weight"))}
             instantiate.check_signature(group, instantiate.resolve_target(group, str(node._target_)), kw, provided)
     _check_in_shape(cfg)
+    _check_model_name(cfg)
     model_cfg = cfg.model
     target = str(model_cfg.get("_target_", ""))
     kwargs = instantiate.target_kwargs("model", model_cfg)
@@ -171,11 +172,41 @@ def check_build(cfg: DictConfig, check_device: bool = True, models: dict[str, An
     if key not in models:
         models[key] = _quietly(lambda: build.build_model(cfg))
     model = models[key]
+    if model is not None:
+        _check_finetune(cfg, model)
     if model is None or cfg.optim.get("param_groups") or str(cfg.optim.get("lr")) == "auto":  # auto: the run picks it
         return
     optimizer = _quietly(lambda: build.build_optimizer(cfg, model))
     if optimizer is not None:
         _quietly(lambda: build.build_scheduler(cfg, optimizer, 1))
+
+
+# model=torchvision / model=timm: the builder whose model.name is checked against its library's list.
+NAMED_MODELS = {"trainkit.models.torchvision_model": "torchvision", "trainkit.models.timm_model": "timm"}
+
+
+def _check_model_name(cfg: DictConfig) -> None:
+    """model.name of a library model, and the fine-tuning files and keys that need no model to check."""
+    from trainkit import finetune
+
+    library = NAMED_MODELS.get(str(cfg.model.get("_target_", "")))
+    if library is not None:
+        from trainkit.models.named import check_name
+
+        check_name(library, cfg.model.get("name"))
+    if cfg.model.get("pretrained") not in (None, ""):
+        finetune.weights_path(cfg.model.pretrained)
+    finetune.check_unfreeze(finetune.patterns_of(cfg.model), cfg.trainer.get("unfreeze_at_epoch"))
+
+
+def _check_finetune(cfg: DictConfig, model: Any) -> None:
+    """The weights fit (model.pretrained_strict) and every model.freeze pattern names a parameter of `model`."""
+    from trainkit import finetune
+
+    finetune.load_pretrained(model, cfg.model, quiet=True)
+    frozen = finetune.freeze(model, finetune.patterns_of(cfg.model))
+    for p in frozen.params if frozen is not None else ():
+        p.requires_grad_(True)  # the model is shared by a sweep's jobs: leave it as built
 
 
 def _check_in_shape(cfg: DictConfig) -> None:

@@ -206,6 +206,8 @@ RULES: dict[str, Check] = {
     "trainer.profile_schedule.wait": _int(0),
     "trainer.profile_schedule.warmup": _int(0),
     "trainer.profile_schedule.active": _int(1),
+    "trainer.unfreeze_at_epoch": _optional(_int(1)),  # fine-tuning (trainkit/finetune.py)
+    "model.pretrained_strict": _bool,
     "metrics.enabled": _bool,
     "metrics.top_k": _top_k,
     "metrics.average": _one_of("macro", "weighted", "micro"),

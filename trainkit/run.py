@@ -103,7 +103,7 @@ class Run:
         self.device = device = dist.device or resolve_device(cfg)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = not cfg.trainer.deterministic
-        parts = build_parts(cfg, device, dist.rank, dist.world_size)
+        parts = build_parts(cfg, device, dist.rank, dist.world_size, pretrained=self.resume_from is None)
         check_parts(parts, device)
         self.cfg = cfg = parts.cfg  # with the data's facts: what config_resolved.yaml and the checkpoints hold
         self.parts, self.data, self.task, self.criterion = parts, parts.data, parts.task, parts.criterion
@@ -141,6 +141,8 @@ class Run:
         else:
             self.loop.should_stop = lambda: self.stopper.requested
         self.loop.on_step_end = self.on_step_end
+        if parts.freeze is not None:
+            self.loop.on_epoch_start = parts.freeze.at_epoch
         self._ckpt_every = int(cfg.trainer.checkpoint_every_n_steps or 0)  # read once, not every step
         if self.loop.on_nan == "skip_batch" and self.loop.needs_closure:
             raise ConfigError(

@@ -76,6 +76,7 @@ class TrainerSchema:
     swa: SwaSchema
     profile: bool
     profile_schedule: ProfileScheduleSchema
+    unfreeze_at_epoch: Optional[int]  # fine-tuning: model.freeze released after this many epochs
 
 
 @dataclass
