@@ -21,6 +21,7 @@ from trainkit.defaults import fill_trainer_defaults
 from trainkit.errors import ConfigError, TrainkitError
 from trainkit.loop import Loop, evaluate
 from trainkit.parts import build_parts, load_weights, seed_everything
+from trainkit.trust import run_dir_of, trusted_targets
 
 
 def apply_eval_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
@@ -78,6 +79,7 @@ def evaluate_checkpoint(
     if not isinstance(ckpt.get("config"), dict):
         raise TrainkitError(f"checkpoint '{ckpt_path}' carries no config, so its model cannot be rebuilt")
     source = f"the config stored in checkpoint '{ckpt_path}'"
+    prefixes += trusted_targets(run_dir_of(ckpt_path), ckpt["config"])  # a run of yours, made here
     cfg = checked_config(ckpt["config"], source, overrides, apply_eval_overrides, prefixes)
     fill_trainer_defaults(cfg)  # a checkpoint from an older trainkit lacks newer trainer keys
     validate(cfg)
