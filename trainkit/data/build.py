@@ -237,8 +237,34 @@ def _infer_info(train: Dataset) -> dict[str, Any]:
     base = train.dataset if isinstance(train, Subset) else train
     if "num_classes" not in info and getattr(base, "classes", None):  # ImageFolder and torchvision sets
         info["num_classes"] = len(base.classes)
+    elif "num_classes" not in info and not isinstance(train, TensorDataset) and getattr(base, "targets", None) is not None:
+        info.update(_label_count((torch.empty(0), torch.as_tensor(base.targets))))  # a Dataset's own label array
     del y
     return info
+
+
+def _label_count(tensors: tuple[torch.Tensor, ...]) -> dict[str, int]:
+    """num_classes from a split's integer class labels (one per sample), else nothing."""
+    if len(tensors) < 2 or torch.is_floating_point(tensors[1]) or tensors[1].dim() != 1 or not tensors[1].numel():
+        return {}
+    return {"num_classes": int(tensors[1].max()) + 1}
+
+
+def _facts(train: Dataset, d: DictConfig) -> tuple[dict[str, Any], str]:
+    """The facts the config leaves null, from the first sample and the labels; and a note for the header.
+
+    A Dataset of the user's own (`data.dataset._target_` outside trainkit) set on top of a built-in data
+    option keeps that option's `input_shape` (digits' [1, 8, 8]), which describes another dataset: there
+    the first sample's shape wins, and the note says so.
+    """
+    inferred = {k: v for k, v in _infer_info(train).items() if v is not None}
+    facts = {k: v for k, v in inferred.items() if d.get(k) is None}
+    configured, seen = d.get("input_shape"), inferred.get("input_shape")
+    own = not str(d.dataset.get("_target_", "")).startswith("trainkit.")
+    if own and configured is not None and seen is not None and list(configured) != seen:
+        facts["input_shape"] = seen
+        return facts, f"data.input_shape {list(configured)} -> {seen} (your dataset's first sample)"
+    return facts, ""
 
 
 def _fit_inputs(splits: dict[str, Dataset], cfg: DictConfig) -> str:
@@ -303,7 +329,7 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
     skipped = int(raw.get("skipped_files") or 0) if isinstance(raw, dict) else 0
     converted = _fit_inputs(splits, cfg)
     _check_labels(splits, cfg)
-    facts = {k: v for k, v in _infer_info(splits["train"]).items() if v is not None and d.get(k) is None}
+    facts, shape_note = _facts(splits["train"], d)
 
     budget_mb = float(d.memory_budget_mb)
     nbytes = sum(dataset_nbytes(ds) for ds in splits.values())
@@ -325,6 +351,12 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
             choice, reason = "dataloader", f"auto: {exc}, more than data.memory_budget_mb={budget_mb:g}"
         else:
             nbytes = sum(t.element_size() * t.numel() for ts in host.values() for t in ts)
+            counted = _label_count(host["train"]).get("num_classes")  # a Dataset's labels, now in hand
+            if counted and "num_classes" not in facts and d.get("num_classes") is None:
+                facts["num_classes"] = counted
+            elif counted and shape_note and int(d.get("num_classes") or 0) > counted:
+                shape_note += (f"; data.num_classes={d.num_classes} but its labels go up to {counted - 1}: "
+                               f"set data.num_classes={counted} unless classes are missing from it")
 
     bs, ebs, seed = int(d.batch_size), int(d.eval_batch_size), int(cfg.seed)
     if bool(d.drop_last) and math.ceil(len(splits["train"]) / world_size) < bs:
@@ -350,6 +382,8 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
         train = TorchLoader(splits["train"], bs, shuffle, bool(d.drop_last), sample_weights=weights, **opts)
         val = TorchLoader(splits["val"], ebs, False, False, **opts)
         test = TorchLoader(splits["test"], ebs, False, False, **opts)
+    if shape_note:
+        reason += f"; {shape_note}"
     if converted:
         reason += f"; {converted}"
     if skipped:
