@@ -67,3 +67,110 @@ def test_a_model_that_does_not_fit_the_data_is_one_line_before_training(
     assert "Traceback" not in proc.stderr + proc.stdout
     (summary_file,) = tmp_path.rglob("summary.json")
     assert json.loads(summary_file.read_text())["status"] == "failed"
+
+
+def _table(path: Path, n: int, seed: int = 0) -> Path:
+    """A CSV of n rows, 3 features and text labels emu/cat/dog (class ids in sorted order: cat 0, dog 1, emu 2)."""
+    import random
+
+    rng = random.Random(seed)
+    rows = ["a,b,c,label"]
+    for i in range(n):
+        k = i % 3
+        rows.append(f"{k + rng.random():.3f},{rng.random():.3f},{-k + rng.random():.3f},{('emu', 'cat', 'dog')[k]}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture
+def table_run(tmp_path: Path) -> Path:
+    run_dir = tmp_path / "run"
+    table = _table(tmp_path / "animals.csv", 150)
+    summary = train_in_process(["data=csv", f"data.path={table}", "model.hidden=[16]", *FAST[1:]], run_dir)
+    assert summary["status"] == "completed"
+    return run_dir
+
+
+def test_class_names_of_a_table_reach_the_checkpoint_the_report_and_eval(
+    table_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    from trainkit.evaluate import evaluate_checkpoint
+
+    names = ["cat", "dog", "emu"]  # trainkit's class ids: the labels in sorted order
+    for name in ("best.pt", "last.pt"):
+        assert torch.load(table_run / "checkpoints" / name, weights_only=True)["data_meta"]["class_names"] == names
+    report = json.loads((table_run / "test_report.json").read_text())
+    assert report["class_names"] == names
+    assert [row["class"] for row in report["per_class"]] == names
+    assert sum(row["support"] for row in report["per_class"]) == report["samples"] == 30
+    capsys.readouterr()
+    result = evaluate_checkpoint(str(table_run / "checkpoints" / "best.pt"), [], split="test")
+    assert result["class_names"] == names
+    assert "classes: 0 cat, 1 dog, 2 emu" in capsys.readouterr().out
+
+
+def test_class_names_of_bundled_sets_and_image_folders(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from trainkit.data import build
+    from trainkit.data.embedded import breast_cancer, digits
+    from trainkit.data.files import image_folder
+
+    assert build.class_names(digits()) == [str(i) for i in range(10)]
+    assert build.class_names(breast_cancer()) == ["malignant", "benign"]
+    for cls in ("owl", "bat"):
+        (tmp_path / "img" / cls).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (4, 4), (i * 50, 0, 0)).save(tmp_path / "img" / cls / f"{i}.png")
+    assert build.class_names(image_folder(str(tmp_path / "img"))) == ["bat", "owl"]  # ImageFolder's sorted classes
+    assert build.class_names({"train": torch_tensor_dataset()}) is None
+
+
+def torch_tensor_dataset():  # a Dataset without names: class ids stay numbers
+    import torch
+    from torch.utils.data import TensorDataset
+
+    return TensorDataset(torch.zeros(2, 1), torch.zeros(2, dtype=torch.long))
+
+
+def test_eval_applies_data_path_and_refuses_a_missing_file(
+    table_run: Path, tmp_path: Path, cli_in_process: InProcessCli
+) -> None:
+    best = table_run / "checkpoints" / "best.pt"
+    other = _table(tmp_path / "more.csv", 300, seed=1)
+    proc = cli_in_process(["eval", f"ckpt={best}", f"data.path={other}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((table_run / "eval.json").read_text())
+    assert result["samples"] == 60  # the test split of the new file (300 rows x 0.2), not the run's 30
+    proc = cli_in_process(["eval", f"ckpt={best}", "data.path=does_not_exist.csv"], tmp_path)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("trainkit: error: data.path=does_not_exist.csv does not exist")
+    assert json.loads((table_run / "eval.json").read_text())["samples"] == 60  # not replaced by an old result
+
+
+def test_eval_keeps_one_file_per_checkpoint_and_split(table_run: Path, tmp_path: Path, cli_in_process: InProcessCli) -> None:
+    ckpts = table_run / "checkpoints"
+    assert cli_in_process(["eval", f"ckpt={ckpts / 'best.pt'}"], tmp_path).returncode == 0
+    assert cli_in_process(["eval", f"ckpt={ckpts / 'last.pt'}", "split=val"], tmp_path).returncode == 0
+    best = json.loads((table_run / "eval_best_test.json").read_text())
+    last = json.loads((table_run / "eval_last_val.json").read_text())
+    assert best["split"] == "test" and best["samples"] == 30 and best["checkpoint"].endswith("best.pt")
+    assert last["split"] == "val" and last["samples"] == 15 and last["checkpoint"].endswith("last.pt")
+    assert json.loads((table_run / "eval.json").read_text()) == last  # eval.json: the latest, as before
+
+
+def test_eval_data_root_reaches_the_datasets_own_resolved_key() -> None:
+    from omegaconf import OmegaConf
+
+    from trainkit.errors import ConfigError
+    from trainkit.evaluate import apply_eval_overrides
+
+    stored = {"data": {"root": "data", "dataset": {"_target_": "trainkit.data.vision.torchvision_dataset", "root": "data"}}}
+    cfg = apply_eval_overrides(OmegaConf.create(stored), ["data.root=/mnt/sets"])
+    assert cfg.data.root == cfg.data.dataset.root == "/mnt/sets"  # stored resolved: `${data.root}` was "data"
+    odd = {"data": {"root": "data", "dataset": {"_target_": "my.Set", "root": "elsewhere"}}}
+    with pytest.raises(ConfigError, match=r"data.root=/mnt/sets cannot change in eval.*data.dataset.root"):
+        apply_eval_overrides(OmegaConf.create(odd), ["data.root=/mnt/sets"])

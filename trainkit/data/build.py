@@ -243,6 +243,17 @@ def _infer_info(train: Dataset) -> dict[str, Any]:
     return info
 
 
+def class_names(raw: Any) -> list[str] | None:
+    """The names of the class ids, index = id, from the dataset's `classes` (ImageFolder, torchvision sets,
+    trainkit's CSV tables and bundled sets set it); None when it has none."""
+    train = raw.get("train") if isinstance(raw, dict) else raw
+    base = train.dataset if isinstance(train, Subset) else train
+    names = getattr(base, "classes", None)
+    if not isinstance(names, (list, tuple)) or not names or len(names) > 100_000:
+        return None
+    return [str(n) for n in names]
+
+
 def _label_count(tensors: tuple[torch.Tensor, ...]) -> dict[str, int]:
     """num_classes from a split's integer class labels (one per sample), else nothing."""
     if len(tensors) < 2 or torch.is_floating_point(tensors[1]) or tensors[1].dim() != 1 or not tensors[1].numel():
@@ -321,6 +332,7 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
     # _convert_="all": factories and transforms get plain lists, not ListConfig (Normalize read its
     # ListConfig mean/std through OmegaConf on every sample: 3x slower than the seeds' loop).
     raw = instantiate_group("data.dataset", d.dataset, _convert_="all")
+    names = class_names(raw)
     splits, fingerprint = make_splits(raw, float(d.val_fraction), float(d.test_fraction), int(cfg.seed))
     for name, ds in splits.items():
         if len(ds) == 0:
@@ -389,5 +401,8 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
     if skipped:
         reason += f"; skipped {skipped} bad image file{'s' if skipped != 1 else ''} (data.skip_bad_files=true)"
     sizes = {k: len(v) for k, v in splits.items()}
+    meta: dict[str, Any] = {}
+    if names:
+        meta["class_names"] = names
     return Data(train, val, test, choice, sizes, fingerprint, info={"bytes": nbytes, "loader_reason": reason},
-                train_split=splits["train"], facts=facts)
+                train_split=splits["train"], facts=facts, meta=meta)

@@ -117,7 +117,9 @@ def csv(path: str, label_column: str | int = "label", delimiter: str = ",", labe
         return TensorDataset(x, torch.tensor([float(v) for v in labels], dtype=torch.float32).unsqueeze(1))
     keys = sorted(set(labels), key=lambda v: (float(v), v) if numeric else (0.0, v))
     index = {k: i for i, k in enumerate(keys)}
-    return TensorDataset(x, torch.tensor([index[v] for v in labels], dtype=torch.int64))
+    table = TensorDataset(x, torch.tensor([index[v] for v in labels], dtype=torch.int64))
+    table.classes = keys  # type: ignore[attr-defined]  # the label text of each class id (Data.meta["class_names"])
+    return table
 
 
 def _label_index(label_column: str | int, header: list[str], path: str) -> int:
