@@ -174,3 +174,71 @@ def test_eval_data_root_reaches_the_datasets_own_resolved_key() -> None:
     odd = {"data": {"root": "data", "dataset": {"_target_": "my.Set", "root": "elsewhere"}}}
     with pytest.raises(ConfigError, match=r"data.root=/mnt/sets cannot change in eval.*data.dataset.root"):
         apply_eval_overrides(OmegaConf.create(odd), ["data.root=/mnt/sets"])
+
+
+TUTORIAL_NET = '''
+import torch
+
+
+class Net(torch.nn.Module):  # the tutorial's model: no constructor arguments at all
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+
+    def forward(self, x):
+        return self.body(x)
+'''
+
+
+def test_a_tutorial_net_is_told_every_key_to_drop_at_once_and_then_trains(
+    tmp_path: Path, cli_in_process: InProcessCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "tk_tutorial_net.py").write_text(TUTORIAL_NET)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    proc = cli_in_process(["train", "model._target_=tk_tutorial_net.Net"], tmp_path)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    drops = ["'~model.in_shape'", "'~model.out_features'", "'~model.hidden'", "'~model.activation'", "'~model.dropout'"]
+    assert line == ("trainkit: error: 5 keys are not arguments of Net: model.in_shape, model.out_features, model.hidden, "
+                    f"model.activation, model.dropout; its arguments: none (to drop the keys: {' '.join(drops)})")
+    assert not (tmp_path / "outputs").exists()
+    # The one retry the message asks for is enough.
+    proc = cli_in_process(["train", "model._target_=tk_tutorial_net.Net", *(d.strip("'") for d in drops), *FAST[1:],
+                           "trainer.epochs=1"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_misspelt_key_among_several_gets_its_did_you_mean() -> None:
+    import torch
+
+    from trainkit.errors import ConfigError
+    from trainkit.instantiate import check_signature
+
+    with pytest.raises(ConfigError, match=r"2 keys are not arguments of SGD: optim.momentm \(did you mean 'momentum'\?\), "
+                                          r"optim.hidden; .*'~optim.momentm' '~optim.hidden'"):
+        check_signature("optim", torch.optim.SGD, {"lr": 0.1, "momentm": 0.9, "hidden": 3}, ("params",))
+
+
+def test_a_users_dataset_that_cannot_be_imported_or_built_costs_no_run_dir(four: str, tmp_path: Path) -> None:
+    from tests.conftest import cli_env, run_cli
+
+    env = cli_env()
+    env["PYTHONPATH"] = str(tmp_path / "code") + ":" + env["PYTHONPATH"]
+    proc = run_cli(["train", "data.dataset._target_=tk_four_data.Nope"], tmp_path, timeout=120, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [  # Hydra's own log of the failed import is not shown
+        "trainkit: error: data.dataset._target_=tk_four_data.Nope cannot be imported; check the spelling and that its "
+        "package is installed (for a module of your own, run from its folder with PYTHONPATH=.)"]
+    proc = run_cli(["train", four, "+data.dataset.size=3"], tmp_path, timeout=120, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("trainkit: error: data.dataset.size is not an argument of Four; its arguments: n "
+                                   "(to drop the key: '~data.dataset.size')")
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_device_gpu_suggests_cuda() -> None:
+    from trainkit.config import compose
+    from trainkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"unknown option 'gpu' for config group 'device' \(did you mean 'cuda'\?\)"):
+        compose(["device=gpu"])

@@ -227,11 +227,16 @@ def check_monitor_name(task: Any, monitor: str) -> None:
 
 def _check_data_source(cfg: DictConfig) -> None:
     """The files of trainkit's own data sources exist (a missing file cost a failed run directory)."""
+    from trainkit import instantiate
     from trainkit.data.files import check_source
 
     node = cfg.data.get("dataset")
     if isinstance(node, DictConfig):
-        check_source(str(node.get("_target_", "")), OmegaConf.to_container(node, resolve=True))
+        target = str(node.get("_target_", ""))
+        check_source(target, OmegaConf.to_container(node, resolve=True))
+        if target and not target.startswith("trainkit."):  # a Dataset of the user's: imported, arguments checked
+            kw = {k: v for k, v in instantiate.target_kwargs("data.dataset", node).items() if k != "_target_"}
+            instantiate.check_signature("data.dataset", instantiate.resolve_target("data.dataset", target), kw)
 
 
 def _check_interval_sweeps(overrides: Sequence[str], config_dir: str | None) -> None:
