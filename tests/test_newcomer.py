@@ -242,3 +242,30 @@ def test_device_gpu_suggests_cuda() -> None:
 
     with pytest.raises(ConfigError, match=r"unknown option 'gpu' for config group 'device' \(did you mean 'cuda'\?\)"):
         compose(["device=gpu"])
+
+
+def test_the_progress_line_shows_one_loss_when_both_agree_and_an_eta(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainkit import console
+
+    clock = iter([100.0, 110.0, 130.0])  # started at 100 s; reports at 110 s and 130 s
+    monkeypatch.setattr(console.time, "perf_counter", lambda: next(clock))
+    bar = console.EpochProgress("plain", 1, 3, batches=40)
+    bar.update(1, 64)
+    bar.update(10, 640)
+    bar.report(10, 0.5, 0.5, 0.1)  # the first interval: the recent loss is the epoch's mean
+    bar.update(20, 1280)
+    bar.report(20, 0.25, 0.375, 0.1)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "  epoch 1 [10/40] loss 0.5000  64 samples/s  lr 1.00e-01  eta 0:30"  # 30 batches at 1 s each
+    assert lines[1] == "  epoch 1 [20/40] loss 0.2500 (epoch mean 0.3750)  43 samples/s  lr 1.00e-01  eta 0:30"
+    assert bar.eta(40, 1.0) == "0:00" and bar.eta(1, 7200.0) == "78:00:00"
+
+
+def test_a_resumed_epoch_counts_its_eta_from_the_batches_this_process_ran() -> None:
+    from trainkit.console import EpochProgress
+
+    bar = EpochProgress("none", 2, 3, batches=100)
+    bar.update(81, 0)  # resumed at batch 80: 20 batches left, 1 run so far
+    assert bar.eta(90, 10.0) == "0:10"  # 10 batches in 10 s, 10 to go
