@@ -108,3 +108,10 @@ def test_an_entry_never_trusts_a_target_the_config_does_not_hold(tmp_path: Path,
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "file"))
     assert "will need --allow" in (trust.record(tmp_path / "run", cfg) or "")
+
+
+def test_the_store_lives_under_xdg_state_home_or_the_home_directory(tmp_path: Path) -> None:
+    assert trust.store_dir({"XDG_STATE_HOME": str(tmp_path)}) == tmp_path / "trainkit" / "trusted-runs"
+    home = Path("~").expanduser()
+    assert trust.store_dir({}) == home / ".local" / "state" / "trainkit" / "trusted-runs"
+    assert trust.store_dir({"XDG_STATE_HOME": "relative/dir"}) == trust.store_dir({})

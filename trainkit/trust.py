@@ -26,7 +26,9 @@ _VERSION = "trainkit-trusted-run-v1"
 def store_dir(env: dict[str, str] | None = None) -> Path:
     """Where the entries live: `$XDG_STATE_HOME/trainkit/trusted-runs` (default `~/.local/state`)."""
     env = os.environ if env is None else env
-    base = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    base = env.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(base):  # unset, empty or relative: the XDG default (a relative one is to be ignored)
+        base = os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(base) / "trainkit" / "trusted-runs"
 
 
