@@ -83,8 +83,10 @@ def _table(path: Path, n: int, seed: int = 0) -> Path:
     return path
 
 
-@pytest.fixture
-def table_run(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def table_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-epoch run on a CSV with text labels, trained once for the tests that evaluate it."""
+    tmp_path = tmp_path_factory.mktemp("table")
     run_dir = tmp_path / "run"
     table = _table(tmp_path / "animals.csv", 150)
     summary = train_in_process(["data=csv", f"data.path={table}", "model.hidden=[16]", *FAST[1:]], run_dir)

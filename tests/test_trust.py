@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,20 +28,22 @@ class Net(torch.nn.Module):
 '''
 
 
-@pytest.fixture
-def own_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A finished 1-epoch digits run of a model of the user's own (tk_own_pkg.Net, from --config-dir)."""
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "home" / "state"))
-    (tmp_path / "code" / "tk_own_pkg").mkdir(parents=True)
-    (tmp_path / "code" / "tk_own_pkg" / "__init__.py").write_text(NET)
-    monkeypatch.syspath_prepend(str(tmp_path / "code"))
-    (tmp_path / "conf" / "model").mkdir(parents=True)
-    (tmp_path / "conf" / "model" / "mine.yaml").write_text(
-        "_target_: tk_own_pkg.Net\nin_shape: ${data.input_shape}\nout_features: ${task.out_features}\nwidth: 16\n")
-    run_dir = tmp_path / "runs" / "mine"
-    summary = train_in_process(["model=mine", *FAST[1:], "trainer.epochs=1"], run_dir, str(tmp_path / "conf"))
-    assert summary["status"] == "completed"
-    return run_dir
+@pytest.fixture(scope="module")
+def own_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A finished 1-epoch digits run of a model of the user's own (tk_own_pkg.Net, from --config-dir), trained once."""
+    tmp_path = tmp_path_factory.mktemp("own")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_STATE_HOME", str(tmp_path / "home" / "state"))
+        (tmp_path / "code" / "tk_own_pkg").mkdir(parents=True)
+        (tmp_path / "code" / "tk_own_pkg" / "__init__.py").write_text(NET)
+        mp.syspath_prepend(str(tmp_path / "code"))
+        (tmp_path / "conf" / "model").mkdir(parents=True)
+        (tmp_path / "conf" / "model" / "mine.yaml").write_text(
+            "_target_: tk_own_pkg.Net\nin_shape: ${data.input_shape}\nout_features: ${task.out_features}\nwidth: 16\n")
+        run_dir = tmp_path / "runs" / "mine"
+        summary = train_in_process(["model=mine", *FAST[1:], "trainer.epochs=1"], run_dir, str(tmp_path / "conf"))
+        assert summary["status"] == "completed"
+        yield run_dir
 
 
 def _eval(ckpt: Path) -> dict:
@@ -76,7 +79,7 @@ def test_a_copied_or_edited_checkpoint_or_another_user_stays_untrusted(
     best = own_run / "checkpoints" / "best.pt"
     ckpt = torch.load(best, weights_only=True)
     ckpt["config"]["model"]["width"] = 17  # any edit of the config, in place
-    edited = own_run / "checkpoints" / "edited.pt"
+    edited = own_run / "checkpoints" / "edited.pt"  # (another name: the module's other tests read best.pt)
     torch.save(ckpt, edited)
     with pytest.raises(ConfigError, match="tk_own_pkg.Net"):
         _eval(edited)
