@@ -19,6 +19,12 @@ HOOKS = REPO / "tests" / "hooks"  # the test-side fault injection (trainkit_faul
 FAST = ["trainer.epochs=2", "trainer.progress=plain"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fake_state_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Runs record their own targets in a per-user store (trainkit.trust): the suite's stay in a scratch dir."""
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state_home"))
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     """The subprocess environment: this checkout first on the path; a TRAINKIT_TEST_* fault in `extra`
     also puts tests/hooks there, whose sitecustomize installs the fault injection."""

@@ -53,7 +53,7 @@ def train(overrides: list[str] | None = None, config_dir: str | None = None) -> 
 
 
 def evaluate(ckpt: str, overrides: list[str] | None = None, allow: list[str] | None = None) -> dict[str, Any]:
-    """Run `trainkit eval ckpt=CKPT OVERRIDES` and return its metrics (also written to eval.json).
+    """Run `trainkit eval ckpt=CKPT OVERRIDES` and return its metrics (also written to eval_CKPT_SPLIT.json and eval.json).
 
     `split=val` (or train/test) among the overrides picks the split, as on the command line. The
     checkpoint's config builds only the `_target_`s trainkit's own configs name, plus `allow` (the

@@ -66,7 +66,8 @@ EVAL_HELP = """usage: trainkit eval ckpt=PATH [split=test|val|train] [overrides.
                      [--allow NAME] [--trust-checkpoint]
 
 Rebuild the model from the config stored in the checkpoint, evaluate it on a split (test by
-default), print the metrics and write eval.json into the checkpoint's run directory.
+default), print the metrics and write eval_CKPT_SPLIT.json (eval_best_test.json) and eval.json (the
+latest) into the checkpoint's run directory. data.root= and data.path= rebuild the data from there.
 
 A checkpoint is loaded as tensors and plain data only, and its stored config may only build the
 _target_s that trainkit's own configs name (see docs/security.md).

@@ -284,8 +284,13 @@ def explain_syntax(ov: str) -> str:
             f"characters: {quoted}")
 
 
+# What people call an option that has another name: `device=gpu` means cuda (it reads closest to cpu).
+_SYNONYMS = {"gpu": "cuda", "cuda0": "cuda", "nvidia": "cuda", "metal": "mps", "apple": "mps"}
+
+
 def _hint(word: str, choices: Sequence[str]) -> str:
-    best = closest(word, choices)
+    meant = _SYNONYMS.get(word.lower())
+    best = meant if meant in choices else closest(word, choices)
     return f" (did you mean '{best}'?)" if best else ""
 
 

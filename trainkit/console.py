@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 log = logging.getLogger("trainkit")
 console = Console(highlight=False, soft_wrap=True)
@@ -30,6 +30,7 @@ class EpochProgress:
         self.epoch, self.epochs, self.batches = epoch, epochs, batches
         self.start = time.perf_counter()
         self.samples = 0
+        self._first: int | None = None  # batches done before this process began the epoch (a mid-epoch resume)
         self._last_draw = 0.0
         self._progress: Progress | None = None
         if self.mode == "rich":
@@ -39,6 +40,8 @@ class EpochProgress:
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[status]}"),
                 TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
                 console=console,
                 transient=True,
             )
@@ -48,6 +51,8 @@ class EpochProgress:
     def update(self, batch: int, samples: int) -> None:
         """Advance the bar; cheap enough for every step (redraws at most ~10 times a second)."""
         self.samples = samples
+        if self._first is None:
+            self._first = batch - 1
         if self._progress is None:
             return
         now = time.perf_counter()
@@ -56,13 +61,24 @@ class EpochProgress:
             self._progress.update(self._task, completed=batch)
 
     def report(self, batch: int, loss: float, avg_loss: float, lr: float) -> None:
-        """At a log interval: show the current and running loss, throughput and lr."""
-        rate = self.samples / max(time.perf_counter() - self.start, 1e-9)
-        status = f"loss {loss:.4f} ({avg_loss:.4f})  {rate:,.0f} samples/s  lr {lr:.2e}"
+        """At a log interval: the loss since the last report (and the epoch's mean when it differs), throughput, lr."""
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        rate = self.samples / elapsed
+        shown = f"loss {loss:.4f}"
+        if f"{avg_loss:.4f}" != f"{loss:.4f}":  # the first report of an epoch: both are the same number
+            shown += f" (epoch mean {avg_loss:.4f})"
+        status = f"{shown}  {rate:,.0f} samples/s  lr {lr:.2e}"
         if self._progress is not None:
             self._progress.update(self._task, completed=batch, status=status)
         elif self.mode == "plain":
-            say(f"  epoch {self.epoch} [{batch}/{self.batches}] {status}")
+            say(f"  epoch {self.epoch} [{batch}/{self.batches}] {status}  eta {self.eta(batch, elapsed)}")
+
+    def eta(self, batch: int, elapsed: float) -> str:
+        """Time left in this epoch at the pace of the batches this process has run (m:ss)."""
+        done = batch - (self._first or 0)
+        left = max(self.batches - batch, 0) * elapsed / max(done, 1)
+        minutes, seconds = divmod(int(round(left)), 60)
+        return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else f"{minutes}:{seconds:02d}"
 
     def close(self) -> None:
         if self._progress is not None:

@@ -21,6 +21,7 @@ from trainkit.defaults import fill_trainer_defaults
 from trainkit.errors import ConfigError, TrainkitError
 from trainkit.loop import Loop, evaluate
 from trainkit.parts import build_parts, load_weights, seed_everything
+from trainkit.trust import run_dir_of, trusted_targets
 
 
 def apply_eval_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
@@ -47,8 +48,29 @@ def apply_eval_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     if dotlist:
         from trainkit.resume import merge_dotlist
 
+        before = {k: OmegaConf.select(cfg, f"data.{k}", default=None) for k in DATA_LOCATIONS}
         merge_dotlist(cfg, dotlist)
+        _follow_data_location(cfg, before)
     return cfg
+
+
+# Where a data option's files are: `data.dataset.root: ${data.root}` was resolved when the run stored its
+# config, so a new `data.root=` on eval is carried into the dataset's own key (which held the old value).
+DATA_LOCATIONS = ("root", "path")
+
+
+def _follow_data_location(cfg: DictConfig, before: dict[str, Any]) -> None:
+    dataset = cfg.data.get("dataset") if "data" in cfg else None
+    for key, old in before.items():
+        new = OmegaConf.select(cfg, f"data.{key}", default=None)
+        if new == old or not isinstance(dataset, DictConfig):
+            continue
+        if dataset.get(key) != old:
+            raise ConfigError(
+                f"data.{key}={new} cannot change in eval: the checkpoint's data.dataset does not read data.{key}; "
+                f"set data.dataset.{key} instead, if it has one"
+            )
+        dataset[key] = new
 
 
 _MISSING = object()
@@ -73,6 +95,7 @@ def read_checkpoint(
     if not isinstance(ckpt.get("config"), dict):
         raise TrainkitError(f"checkpoint '{ckpt_path}' carries no config, so its model cannot be rebuilt")
     source = f"the config stored in checkpoint '{ckpt_path}'"
+    prefixes += trusted_targets(run_dir_of(ckpt_path), ckpt["config"])  # a run of yours, made here
     cfg = checked_config(ckpt["config"], source, overrides, apply_eval_overrides, prefixes)
     fill_trainer_defaults(cfg)  # a checkpoint from an older trainkit lacks newer trainer keys
     validate(cfg)
@@ -112,12 +135,35 @@ def evaluate_checkpoint(
         "time_s": time.perf_counter() - t0,
         **{f"{split}_{k}": v for k, v in metrics.items()},
     }
+    names = stored_class_names(ckpt)
+    if names:
+        result["class_names"] = names
     ckpt_file = Path(ckpt_path).resolve()
-    run_dir = ckpt_file.parent.parent if ckpt_file.parent.name == "checkpoints" else ckpt_file.parent
+    run_dir = run_dir_of(ckpt_file)
+    # One file per checkpoint and split (eval_best_test.json), and eval.json as the latest, as before.
+    own = run_dir / f"eval_{_file_part(ckpt_file.stem)}_{split}.json"
     try:
+        files.write_json(own, result)
         files.write_json(run_dir / "eval.json", result)
-        result["written"] = str(run_dir / "eval.json")
+        result["written"] = str(own)
     except OSError as exc:
-        say(f"could not write eval.json in {run_dir}: {exc}", style="yellow")
+        say(f"could not write {own.name} in {run_dir}: {exc}", style="yellow")
     console.print(f"{split} ({data.sizes[split]} samples, epoch {ckpt.get('epoch')}): {fmt_metrics(metrics)}")
+    if names:
+        shown = ", ".join(f"{i} {n}" for i, n in enumerate(names[:20])) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
+        console.print(f"classes: {shown}", markup=False, highlight=False)
     return result
+
+
+def stored_class_names(ckpt: dict[str, Any]) -> list[str] | None:
+    """data_meta["class_names"] of a checkpoint (a stranger's file: only a list of strings is taken)."""
+    meta = ckpt.get("data_meta")
+    names = meta.get("class_names") if isinstance(meta, dict) else None
+    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+        return names
+    return None
+
+
+def _file_part(stem: str) -> str:
+    """A checkpoint's name as part of a file name: letters, digits, '-', '_' and '.' only."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)[:80] or "checkpoint"

@@ -6,13 +6,14 @@ Below every builder (model, data, loggers), so each of them can build its group 
 from __future__ import annotations
 
 import inspect
+import logging
 from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from trainkit.errors import ConfigError, TrainkitError, suggest
+from trainkit.errors import ConfigError, TrainkitError, closest, suggest
 
 # Keys of a group that steer trainkit rather than being passed to the `_target_`.
 RESERVED = {
@@ -35,6 +36,8 @@ def target_kwargs(group: str, node: DictConfig) -> dict[str, Any]:
 
 def resolve_target(group: str, path: str) -> Any:
     # get_method takes classes and functions alike (get_class logs an error for a function).
+    hydra_log = logging.getLogger("hydra.utils")  # it logs the failed import itself: our one line says it
+    disabled, hydra_log.disabled = hydra_log.disabled, True
     try:
         return get_method(path)
     except Exception:
@@ -42,6 +45,8 @@ def resolve_target(group: str, path: str) -> Any:
             f"{group}._target_={path} cannot be imported; check the spelling and that its package is installed "
             "(for a module of your own, run from its folder with PYTHONPATH=.)"
         ) from None
+    finally:
+        hydra_log.disabled = disabled
 
 
 def check_signature(group: str, target: Any, kwargs: dict[str, Any], provided: tuple[str, ...] = ()) -> None:
@@ -53,19 +58,25 @@ def check_signature(group: str, target: Any, kwargs: dict[str, Any], provided: t
     params = sig.parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
-    for key in kwargs:
-        if key.startswith("_") or key in params:
-            continue
-        # A built-in option's keys stay when only _target_ changes: say how to drop this one.
-        drop = (
-            f"'~{group}.{key}'" if kwargs[key] is not None
-            else f"'~{group}' '+{group}._target_=...' with the keys you need"
-        )
+    bad = [key for key in kwargs if not key.startswith("_") and key not in params]
+    if not bad:
+        return
+    takes = ", ".join(k for k in params if k not in provided and k != "self") or "none"
+    name = getattr(target, "__qualname__", target)
+    # A built-in option's keys stay when only _target_ changes: name every one to drop at once.
+    if any(kwargs[key] is None for key in bad):  # a null key cannot be deleted with ~
+        drop = f"'~{group}' '+{group}._target_=...' with the keys you need"
+    else:
+        drop = " ".join(f"'~{group}.{key}'" for key in bad)
+    if len(bad) == 1:
         raise ConfigError(
-            f"{group}.{key} is not an argument of {getattr(target, '__qualname__', target)}"
-            f"{suggest(key, params)}; its arguments: {', '.join(k for k in params if k not in provided and k != 'self')}"
-            f" (to drop the key: {drop})"
+            f"{group}.{bad[0]} is not an argument of {name}{suggest(bad[0], params)}; its arguments: {takes} "
+            f"(to drop the key: {drop})"
         )
+    listed = ", ".join(f"{group}.{k}" + (f" (did you mean '{c}'?)" if (c := closest(k, params)) else "") for k in bad)
+    raise ConfigError(
+        f"{len(bad)} keys are not arguments of {name}: {listed}; its arguments: {takes} (to drop the keys: {drop})"
+    )
 
 
 def instantiate_group(group: str, node: DictConfig, *args: Any, **extra: Any) -> Any:

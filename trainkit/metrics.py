@@ -452,7 +452,7 @@ def test_report(run: Any, test_metrics: Mapping[str, float], checkpoint: str, ep
         run.raw_model, run.data.test, run.task, run.criterion, run.device,
         autocast=loop.autocast if loop.dtype is not None else None,
         cfg_metrics=s, task_metrics=test_metrics,
-        class_names=cfg.data.get("class_names") if cfg.get("data") is not None else None,
+        class_names=run.data.meta.get("class_names") or (cfg.data.get("class_names") if cfg.get("data") is not None else None),
     )
     if dist is not None and dist.world_size > 1:
         from trainkit.distributed import all_reduce_sums

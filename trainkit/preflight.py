@@ -259,6 +259,7 @@ def check_monitor_name(task: Any, monitor: str) -> None:
 
 def _check_data_source(cfg: DictConfig) -> None:
     """The files of trainkit's own data sources exist (a missing file cost a failed run directory)."""
+    from trainkit import instantiate
     from trainkit.data import arrays
     from trainkit.data.files import check_source
 
@@ -267,6 +268,9 @@ def _check_data_source(cfg: DictConfig) -> None:
         target, kwargs = str(node.get("_target_", "")), OmegaConf.to_container(node, resolve=True)
         check_source(target, kwargs)
         arrays.check_source(target, kwargs)
+        if target and not target.startswith("trainkit."):  # a Dataset of the user's: imported, arguments checked
+            kw = {k: v for k, v in instantiate.target_kwargs("data.dataset", node).items() if k != "_target_"}
+            instantiate.check_signature("data.dataset", instantiate.resolve_target("data.dataset", target), kw)
 
 
 def _check_augment(cfg: DictConfig) -> None:

@@ -265,13 +265,15 @@ def stored_run_config(
     ckpt: dict[str, Any], ckpt_path: Path, overrides: list[str], allow: Sequence[str], allow_loggers: bool
 ) -> DictConfig:
     """The stored config plus the safe overrides, checked as a stranger's (trainkit.security) before any use."""
+    from trainkit import trust
     from trainkit.loggers import stored_logger_problem
     from trainkit.security import allowed_prefixes, checked_config, user_keys
 
     if not isinstance(ckpt.get("config"), dict):
         raise TrainkitError(f"checkpoint '{ckpt_path}' carries no config, so the run cannot be continued")
     source = f"the config stored in checkpoint '{ckpt_path}'"
-    cfg = checked_config(ckpt["config"], source, overrides, apply_overrides, allowed_prefixes(allow))
+    prefixes = allowed_prefixes(allow) + trust.trusted_targets(trust.run_dir_of(ckpt_path), ckpt["config"])
+    cfg = checked_config(ckpt["config"], source, overrides, apply_overrides, prefixes)
     keys = user_keys(overrides)
     problem = stored_logger_problem(cfg, allow_remote=allow_loggers, user=keys)
     if problem:

@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig
 
 from trainkit import checkpoint as ckpt_io
-from trainkit import distributed, files, guards, owner, record
+from trainkit import distributed, files, guards, owner, record, trust
 from trainkit.averaging import Averaging
 from trainkit.build import count_parameters, resolve_device
 from trainkit.config import to_plain, validate
@@ -169,6 +169,9 @@ class Run:
             resumed = None if ckpt is None else (self.resume_from, self.state.epoch, self.state.step)
             record.write_run_files(self.run_dir, cfg, device=device, data=self.data, command=command,
                                    resumed=resumed, argv=sys.argv[1:])
+            untrusted = trust.record(self.run_dir, to_plain(cfg))  # eval/resume of it need no --allow
+            if untrusted:
+                say(untrusted, style="yellow")
         if ckpt is not None:
             s = self.state
             where = f"end of epoch {s.epoch}"

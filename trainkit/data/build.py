@@ -237,8 +237,45 @@ def _infer_info(train: Dataset) -> dict[str, Any]:
     base = train.dataset if isinstance(train, Subset) else train
     if "num_classes" not in info and getattr(base, "classes", None):  # ImageFolder and torchvision sets
         info["num_classes"] = len(base.classes)
+    elif "num_classes" not in info and not isinstance(train, TensorDataset) and getattr(base, "targets", None) is not None:
+        info.update(_label_count((torch.empty(0), torch.as_tensor(base.targets))))  # a Dataset's own label array
     del y
     return info
+
+
+def class_names(raw: Any) -> list[str] | None:
+    """The names of the class ids, index = id, from the dataset's `classes` (ImageFolder, torchvision sets,
+    trainkit's CSV tables and bundled sets set it); None when it has none."""
+    train = raw.get("train") if isinstance(raw, dict) else raw
+    base = train.dataset if isinstance(train, Subset) else train
+    names = getattr(base, "classes", None)
+    if not isinstance(names, (list, tuple)) or not names or len(names) > 100_000:
+        return None
+    return [str(n) for n in names]
+
+
+def _label_count(tensors: tuple[torch.Tensor, ...]) -> dict[str, int]:
+    """num_classes from a split's integer class labels (one per sample), else nothing."""
+    if len(tensors) < 2 or torch.is_floating_point(tensors[1]) or tensors[1].dim() != 1 or not tensors[1].numel():
+        return {}
+    return {"num_classes": int(tensors[1].max()) + 1}
+
+
+def _facts(train: Dataset, d: DictConfig) -> tuple[dict[str, Any], str]:
+    """The facts the config leaves null, from the first sample and the labels; and a note for the header.
+
+    A Dataset of the user's own (`data.dataset._target_` outside trainkit) set on top of a built-in data
+    option keeps that option's `input_shape` (digits' [1, 8, 8]), which describes another dataset: there
+    the first sample's shape wins, and the note says so.
+    """
+    inferred = {k: v for k, v in _infer_info(train).items() if v is not None}
+    facts = {k: v for k, v in inferred.items() if d.get(k) is None}
+    configured, seen = d.get("input_shape"), inferred.get("input_shape")
+    own = not str(d.dataset.get("_target_", "")).startswith("trainkit.")
+    if own and configured is not None and seen is not None and list(configured) != seen:
+        facts["input_shape"] = seen
+        return facts, f"data.input_shape {list(configured)} -> {seen} (your dataset's first sample)"
+    return facts, ""
 
 
 def _fit_inputs(splits: dict[str, Dataset], cfg: DictConfig) -> str:
@@ -333,6 +370,7 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
     # _convert_="all": factories and transforms get plain lists, not ListConfig (Normalize read its
     # ListConfig mean/std through OmegaConf on every sample: 3x slower than the seeds' loop).
     raw = instantiate_group("data.dataset", d.dataset, _convert_="all")
+    names = class_names(raw)
     splits, fingerprint = make_splits(raw, float(d.val_fraction), float(d.test_fraction), int(cfg.seed))
     for name, ds in splits.items():
         if len(ds) == 0:
@@ -343,7 +381,7 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
     table_note = _encode_table(raw, splits, meta, (fitted or {}).get("preprocessing"))
     converted = _fit_inputs(splits, cfg)
     _check_labels(splits, cfg)
-    facts = {k: v for k, v in _infer_info(splits["train"]).items() if v is not None and d.get(k) is None}
+    facts, shape_note = _facts(splits["train"], d)
 
     budget_mb = float(d.memory_budget_mb)
     nbytes = sum(dataset_nbytes(ds) for ds in splits.values())
@@ -365,6 +403,12 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
             choice, reason = "dataloader", f"auto: {exc}, more than data.memory_budget_mb={budget_mb:g}"
         else:
             nbytes = sum(t.element_size() * t.numel() for ts in host.values() for t in ts)
+            counted = _label_count(host["train"]).get("num_classes")  # a Dataset's labels, now in hand
+            if counted and "num_classes" not in facts and d.get("num_classes") is None:
+                facts["num_classes"] = counted
+            elif counted and shape_note and int(d.get("num_classes") or 0) > counted:
+                shape_note += (f"; data.num_classes={d.num_classes} but its labels go up to {counted - 1}: "
+                               f"set data.num_classes={counted} unless classes are missing from it")
 
     bs, ebs, seed = int(d.batch_size), int(d.eval_batch_size), int(cfg.seed)
     if bool(d.drop_last) and math.ceil(len(splits["train"]) / world_size) < bs:
@@ -397,10 +441,15 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
         reason += f"; {augment.describe()}"
     if table_note:
         reason += f"; {table_note}"
+    if shape_note:
+        reason += f"; {shape_note}"
     if converted:
         reason += f"; {converted}"
     if skipped:
         reason += f"; skipped {skipped} bad image file{'s' if skipped != 1 else ''} (data.skip_bad_files=true)"
     sizes = {k: len(v) for k, v in splits.items()}
+    meta: dict[str, Any] = {}
+    if names:
+        meta["class_names"] = names
     return Data(train, val, test, choice, sizes, fingerprint, info={"bytes": nbytes, "loader_reason": reason},
                 train_split=splits["train"], facts=facts, meta=meta)

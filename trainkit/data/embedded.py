@@ -15,7 +15,9 @@ def digits() -> TensorDataset:
     images, target = digits_arrays()
     x = torch.tensor(images, dtype=torch.float32).unsqueeze(1) / 16.0
     y = torch.tensor(target, dtype=torch.int64)
-    return TensorDataset(x, y)
+    ds = TensorDataset(x, y)
+    ds.classes = [str(i) for i in range(10)]  # type: ignore[attr-defined]  # scikit-learn's target_names
+    return ds
 
 
 def _standardize(t: torch.Tensor) -> torch.Tensor:
@@ -46,7 +48,9 @@ def breast_cancer(standardize: bool = True) -> TensorDataset:
     x = torch.tensor(bunch.data, dtype=torch.float32)
     if standardize:
         x = _standardize(x)
-    return TensorDataset(x, torch.tensor(bunch.target, dtype=torch.int64))
+    ds = TensorDataset(x, torch.tensor(bunch.target, dtype=torch.int64))
+    ds.classes = [str(n) for n in bunch.target_names]  # type: ignore[attr-defined]  # malignant, benign
+    return ds
 
 
 def digit_strings(

@@ -143,7 +143,9 @@ def _table_rows(rows: list[list[Any]], path: str, label_column: str | int, label
         return _with_table(TensorDataset(x, torch.tensor([float(v) for v in labels], dtype=torch.float32).unsqueeze(1)), table, names)
     keys = sorted(set(labels), key=lambda v: (float(v), v) if numeric else (0.0, v))
     index = {k: i for i, k in enumerate(keys)}
-    return _with_table(TensorDataset(x, torch.tensor([index[v] for v in labels], dtype=torch.int64)), table, names)
+    ds = TensorDataset(x, torch.tensor([index[v] for v in labels], dtype=torch.int64))
+    ds.classes = keys  # type: ignore[attr-defined]  # the label text of each class id (Data.meta["class_names"])
+    return _with_table(ds, table, names)
 
 
 def _with_table(ds: TensorDataset, table: Any, names: list[str]) -> Any:

@@ -75,7 +75,13 @@ class Task:
         model.eval()
         try:
             with torch.no_grad():
-                out = model(batch[0])
+                try:
+                    out = model(batch[0])
+                except (RuntimeError, ValueError, TypeError, IndexError) as exc:  # the message `trainkit check` gives
+                    raise ConfigError(
+                        f"the model cannot take the input batch {list(batch[0].shape)}: {str(exc).splitlines()[0]}; "
+                        "check the model's sizes against data.input_shape"
+                    ) from exc
                 self.check_output(out, batch[1])
                 try:
                     _, sums = self.step(model, criterion, batch)
