@@ -119,8 +119,8 @@ def test_predict_reads_the_runs_csv_columns_by_name_and_ignores_the_label(runs: 
     predict(str(runs["table"]), str(tmp_path / "shuffled.csv"), output=str(tmp_path / "two.csv"))
     one, two = _read(tmp_path / "one.csv"), _read(tmp_path / "two.csv")
     assert [r["id"] for r in one] == ["0", "1", "2"] and [r["id"] for r in two] == ["r0", "r1", "r2"]
-    assert [r["prob_1"] for r in one] == [r["prob_1"] for r in two]
-    assert float(one[1]["prob_1"]) > float(one[0]["prob_1"])  # a + b > 1 is class 1 ("yes")
+    assert [r["prob_yes"] for r in one] == [r["prob_yes"] for r in two]  # the run's class names (data_meta)
+    assert float(one[1]["prob_yes"]) > float(one[0]["prob_yes"])  # a + b > 1 is "yes"
 
 
 def test_predict_regression_binary_and_multilabel(runs: dict[str, Path], tmp_path: Path) -> None:
@@ -135,10 +135,11 @@ def test_predict_regression_binary_and_multilabel(runs: dict[str, Path], tmp_pat
     torch.save(x[:9], tmp_path / "bc.pt")  # a bare tensor works too
     predict(str(runs["binary"]), str(tmp_path / "bc.pt"), output=str(tmp_path / "b.csv"))
     binary = _read(tmp_path / "b.csv")
-    assert len(binary) == 9 and list(binary[0]) == ["id", "prediction", "prob_0", "prob_1"]
+    # breast_cancer's target names: class 0 malignant, class 1 benign
+    assert len(binary) == 9 and list(binary[0]) == ["id", "prediction", "prob_malignant", "prob_benign"]
     for r in binary:
-        assert float(r["prob_0"]) + float(r["prob_1"]) == pytest.approx(1, abs=1e-5)
-        assert r["prediction"] == ("1" if float(r["prob_1"]) > 0.5 else "0")
+        assert float(r["prob_malignant"]) + float(r["prob_benign"]) == pytest.approx(1, abs=1e-5)
+        assert r["prediction"] == ("benign" if float(r["prob_benign"]) > 0.5 else "malignant")
 
     x, _ = _test_split(runs["multilabel"])
     torch.save({"x": x[:9], "y": torch.zeros(9)}, tmp_path / "ml.pt")  # labels present: ignored
@@ -161,7 +162,7 @@ def test_predict_images_through_the_runs_eval_transforms(runs: dict[str, Path], 
     result = predict(str(runs["images"]), [str(tmp_path / "new"), str(tmp_path / "blue.jpg")], output=str(tmp_path / "i.csv"))
     rows = _read(tmp_path / "i.csv")
     assert result["rows"] == 2 and [Path(r["path"]).name for r in rows] == ["red.png", "blue.jpg"]
-    assert [r["prediction"] for r in rows] == ["1", "0"]  # ImageFolder's class order: blue 0, red 1
+    assert [r["prediction"] for r in rows] == ["red", "blue"]  # ImageFolder's class names, from data_meta
 
 
 BAD_PREDICT = [

@@ -448,7 +448,6 @@ def build_data(cfg: DictConfig, device: torch.device, rank: int = 0, world_size:
     if skipped:
         reason += f"; skipped {skipped} bad image file{'s' if skipped != 1 else ''} (data.skip_bad_files=true)"
     sizes = {k: len(v) for k, v in splits.items()}
-    meta: dict[str, Any] = {}
     if names:
         meta["class_names"] = names
     return Data(train, val, test, choice, sizes, fingerprint, info={"bytes": nbytes, "loader_reason": reason},
