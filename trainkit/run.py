@@ -420,7 +420,7 @@ def train(
     owns = owner.is_main_process()  # under DDP rank 0 owns the directory for the whole group
     if owns:  # before anything is written: refused here, nothing of the other run is touched
         owner.take(run_dir, resuming=resume_from is not None, overwrite=bool(cfg.trainer.overwrite),
-                   retry_failed=bool(cfg.trainer.skip_done))
+                   retry_failed=bool(cfg.trainer.skip_done) or bool(cfg.trainer.autoresume))
     try:
         try:
             run.setup()
