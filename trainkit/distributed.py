@@ -14,8 +14,10 @@ and broadcasts its absolute path; the other ranks run Hydra with `hydra.run.dir=
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -219,6 +221,64 @@ def wrap_model(
             )
         return nn.DataParallel(model), None
     return model, None
+
+
+def grad_sync(model: nn.Module, sync: bool) -> contextlib.AbstractContextManager[Any]:
+    """Inside a gradient accumulation (`sync` False) skip the gradient all-reduce: DDP's `no_sync()`,
+    FSDP2's `set_requires_gradient_sync(False)`; the boundary step then reduces the summed gradients.
+
+    The same result as syncing every micro-batch (the average of sums is the sum of averages), with
+    one all-reduce per optimizer step instead of one per micro-batch. A plain model: nothing to skip.
+    """
+    if sync:
+        return contextlib.nullcontext()
+    no_sync = getattr(model, "no_sync", None)  # DDP (also through torch.compile's wrapper)
+    if callable(no_sync):
+        return no_sync()
+    if callable(getattr(model, "set_requires_gradient_sync", None)):  # FSDP2
+        return _fsdp_no_sync(model)
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _fsdp_no_sync(model: Any) -> Iterator[None]:
+    model.set_requires_gradient_sync(False)
+    try:
+        yield
+    finally:
+        model.set_requires_gradient_sync(True)
+
+
+def real_samples(loader: Any) -> int | None:
+    """How many of this rank's samples of `loader` are real, not the padding that evens the shards (None: all).
+
+    Shards deal the epoch's positions round-robin (rank r takes r, r + W, ...) after padding the order
+    to a multiple of W with repeats, as DistributedSampler does: rank r's real positions are those below
+    the split's size. Evaluation counts only those, so its sums over all ranks are the whole split's.
+    """
+    sampler = getattr(loader, "sampler", None)  # a DataLoader's DistributedSampler, else the in-memory loader
+    world = int(getattr(sampler, "num_replicas", getattr(loader, "world_size", 1)))
+    rank = int(getattr(sampler, "rank", getattr(loader, "rank", 0)))
+    n, per = getattr(loader, "dataset_size", None), getattr(loader, "num_samples", None)
+    if world == 1 or n is None or per is None:
+        return None
+    return min(int(per), max(0, (int(n) - rank + world - 1) // world))
+
+
+def without_padding(loader: Any) -> Iterator[tuple[Any, int]]:
+    """Iterate an evaluation `loader` as (batch, real samples in it), the shard's padding cut off.
+
+    A batch of padding alone comes whole with 0, so every rank still runs the same forwards (FSDP and
+    DDP buffers need that); a single process gets every batch as it is.
+    """
+    real = real_samples(loader)
+    seen = 0
+    for batch in loader:
+        n = len(batch[0]) if real is None else max(0, min(len(batch[0]), real - seen))
+        if 0 < n < len(batch[0]):
+            batch = tuple(t[:n] for t in batch)
+        seen += n
+        yield batch, n
 
 
 def all_reduce_sums(sums: dict[str, torch.Tensor], count: int) -> tuple[dict[str, torch.Tensor], int]:

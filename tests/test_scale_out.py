@@ -1,0 +1,124 @@
+"""Scaling out on gloo: no_sync under accumulation, sharded evaluation, elastic restarts, two nodes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import cli_env
+from test_distributed import free_port
+
+NO_SYNC_SCRIPT = """
+import contextlib, sys, torch
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+import trainkit.loop
+from trainkit import distributed
+from trainkit.data.loaders import TensorLoader
+from trainkit.loop import Loop, LoopState, evaluate, train_one_epoch
+from trainkit.models import MLP
+from trainkit.tasks import Classification
+
+info = distributed.init("cpu")
+g = torch.Generator().manual_seed(1)
+x, y = torch.randn(128, 1, 8, 8, generator=g), torch.randint(0, 10, (128,), generator=g)
+
+
+def train(force_sync):
+    torch.manual_seed(0)
+    model = MLP(in_shape=[1, 8, 8], out_features=10, hidden=[32])
+    ddp, _ = distributed.wrap_model(model, info.device)
+    calls = [0]
+
+    def counting(state, bucket):  # DDP's gradient all-reduce, counted
+        calls[0] += 1
+        return allreduce_hook(None, bucket)
+
+    ddp.register_comm_hook(None, counting)
+    if force_sync:  # the synced version: an all-reduce after every micro-batch
+        trainkit.loop.grad_sync = lambda model, sync: contextlib.nullcontext()
+    opt = torch.optim.SGD(ddp.parameters(), lr=0.5)
+    loop = Loop(model=ddp, criterion=torch.nn.CrossEntropyLoss(), optimizer=opt, scheduler=None,
+                interval="epoch", task=Classification(10), device=info.device, progress="none",
+                is_main=info.is_main, accumulate=4)
+    loader = TensorLoader((x, y), 8, shuffle=True, seed=3, rank=info.rank, world_size=info.world_size)
+    train_one_epoch(loop, loader, LoopState(), 0, 1)  # 8 micro-batches per rank: 2 optimizer steps
+    return model, calls[0], loop
+
+
+model, calls, loop = train(False)
+synced, synced_calls, _ = train(True)
+odd = TensorLoader((x[:37], y[:37]), 5, rank=info.rank, world_size=info.world_size)  # 19 + 18, padded to 19 each
+metrics = evaluate(loop, odd)
+if info.is_main:
+    torch.save({"params": {k: v.detach().clone() for k, v in model.state_dict().items()},
+                "synced": {k: v.detach().clone() for k, v in synced.state_dict().items()},
+                "calls": calls, "synced_calls": synced_calls, "eval": metrics}, sys.argv[1])
+distributed.cleanup()
+"""
+
+
+def run_two(script: Path, out: Path, cwd: Path) -> None:
+    """Two processes with torchrun's environment (the launcher itself adds nothing to test here)."""
+    port = free_port()
+    procs = [
+        subprocess.Popen([sys.executable, str(script), str(out)], cwd=cwd, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True,
+                         env=cli_env(RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+                                     MASTER_PORT=str(port)))
+        for r in range(2)
+    ]
+    try:
+        outputs = [p.communicate(timeout=240)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [0, 0], outputs
+
+
+@pytest.mark.slow
+def test_accumulation_under_ddp_skips_the_all_reduce_and_equals_the_synced_run(tmp_path: Path) -> None:
+    from trainkit.data.loaders import TensorLoader
+    from trainkit.loop import Loop, evaluate
+    from trainkit.models import MLP
+    from trainkit.tasks import Classification
+
+    script = tmp_path / "no_sync.py"
+    script.write_text(NO_SYNC_SCRIPT)
+    run_two(script, tmp_path / "out.pt", tmp_path)
+    out = torch.load(tmp_path / "out.pt", weights_only=True)
+    # One all-reduce per optimizer step (2) instead of one per micro-batch (8); the small MLP is one bucket.
+    assert (out["calls"], out["synced_calls"]) == (2, 8)
+    for key, value in out["synced"].items():
+        torch.testing.assert_close(out["params"][key], value, rtol=1e-5, atol=1e-6)
+    # Sharded evaluation of 37 samples counts each once: the numbers of one process on the whole split.
+    model = MLP(in_shape=[1, 8, 8], out_features=10, hidden=[32])
+    model.load_state_dict(out["params"])
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(128, 1, 8, 8, generator=g), torch.randint(0, 10, (128,), generator=g)
+    loop = Loop(model=model, criterion=torch.nn.CrossEntropyLoss(), optimizer=None, scheduler=None,
+                interval="epoch", task=Classification(10), device=torch.device("cpu"), progress="none")
+    alone = evaluate(loop, TensorLoader((x[:37], y[:37]), 5))
+    assert out["eval"]["acc"] == alone["acc"]
+    assert out["eval"]["loss"] == pytest.approx(alone["loss"], rel=1e-6)  # float32 batch sums
+
+
+def test_evaluation_shards_count_no_padding() -> None:
+    from trainkit import distributed
+    from trainkit.data.loaders import TensorLoader
+
+    data = (torch.arange(7.0), torch.arange(7))
+    seen: list[int] = []
+    for rank in range(3):  # 7 samples over 3 ranks: 3 + 2 + 2, each shard padded to 3
+        loader = TensorLoader(data, 2, rank=rank, world_size=3)
+        batches = list(distributed.without_padding(loader))
+        assert sum(n for _, n in batches) == distributed.real_samples(loader) == (3, 2, 2)[rank]
+        seen += [int(v) for b, n in batches for v in b[1][:n]]
+    assert sorted(seen) == list(range(7))
+    assert distributed.real_samples(TensorLoader(data, 2)) is None  # one process: nothing cut
+    # An all-padding batch still comes (every rank runs the same forwards) with no real samples.
+    last = list(distributed.without_padding(TensorLoader(data, 1, rank=2, world_size=3)))
+    assert [n for _, n in last] == [1, 1, 0]
