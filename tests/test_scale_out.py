@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +125,99 @@ def test_evaluation_shards_count_no_padding() -> None:
     # An all-padding batch still comes (every rank runs the same forwards) with no real samples.
     last = list(distributed.without_padding(TensorLoader(data, 1, rank=2, world_size=3)))
     assert [n for _, n in last] == [1, 1, 0]
+
+
+# ------------------------------------------------------------------------- elastic restarts, two nodes
+
+ELASTIC = ["-m", "trainkit", "train", "device=cpu", "trainer.autoresume=true", "trainer.epochs=3",
+           "trainer.checkpoint_every_n_steps=3", "data.batch_size=32", "trainer.progress=none"]
+
+
+def torchrun_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", *args]
+
+
+def run_rows(run_dir: Path) -> list[list[str]]:
+    """metrics.csv without its time columns (train_time_s, train_samples_per_s)."""
+    import csv
+
+    with (run_dir / "metrics.csv").open(newline="") as f:
+        return [[v for k, v in row.items() if not k.endswith(("_time_s", "_per_s"))] for row in csv.DictReader(f)]
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    assert run_rows(a) == run_rows(b)
+    for name in ("last.pt", "best.pt"):
+        ca = torch.load(a / "checkpoints" / name, weights_only=True)
+        cb = torch.load(b / "checkpoints" / name, weights_only=True)
+        assert ca["step"] == cb["step"] and ca["model"].keys() == cb["model"].keys()
+        assert all(torch.equal(ca["model"][k], cb["model"][k]) for k in ca["model"]), name
+
+
+def assert_clean_run_dir(run_dir: Path) -> None:
+    """One run: one .hydra/, a completed summary, only whole checkpoints, no temp file of a killed write."""
+    import json
+
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.pt", "last.prev.pt", "last.pt"]
+    assert not [p for p in run_dir.rglob("*") if p.name.startswith(".") and p.name not in (".hydra", ".trainkit.lock")]
+    assert len(list(run_dir.rglob(".hydra"))) == 1
+
+
+@pytest.fixture(scope="module")
+def two_process_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 2-process run left alone (one torchrun on one node)."""
+    cwd = tmp_path_factory.mktemp("alone")
+    proc = subprocess.run(torchrun_cmd("--standalone", "--nproc_per_node=2", *ELASTIC, "hydra.run.dir=run"),
+                          cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return cwd / "run"
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_worker_restarts_the_group_which_resumes_and_ends_equal(two_process_run: Path, tmp_path: Path) -> None:
+    """torchrun --max-restarts=3: three SIGKILLs of a random worker at random moments mid-training."""
+    import random
+    import time
+
+    psutil = pytest.importorskip("psutil")
+    rng = random.Random()
+    run_dir = tmp_path / "run"
+    last = run_dir / "checkpoints" / "last.pt"
+    proc = subprocess.Popen(torchrun_cmd("--standalone", "--nproc_per_node=2", "--max-restarts=3", "--monitor-interval=0.2",
+                                         *ELASTIC, "hydra.run.dir=run"),
+                            cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # a failure kills torchrun and every worker it started
+    kills = []
+    try:
+        for attempt in range(3):
+            deadline = time.monotonic() + 180
+            workers: dict[int, object] = {}
+            while len(workers) < 2:  # this attempt's two workers
+                assert proc.poll() is None and time.monotonic() < deadline, "no workers"
+                for child in psutil.Process(proc.pid).children(recursive=True):
+                    try:
+                        env = child.environ()
+                    except psutil.Error:
+                        continue
+                    if env.get("TORCHELASTIC_RESTART_COUNT") == str(attempt) and "RANK" in env:
+                        workers[int(env["RANK"])] = child
+                time.sleep(0.1)
+            seen = last.stat().st_ino if last.exists() else None
+            while not last.exists() or last.stat().st_ino == seen:  # this attempt wrote a checkpoint of its own
+                assert proc.poll() is None and time.monotonic() < deadline, "no progress"
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0, 1.0))  # then a random moment: mid-step, mid-save, mid-validation
+            rank = rng.randrange(2)
+            step = torch.load(last, weights_only=True)["step"]
+            workers[rank].send_signal(signal.SIGKILL)  # type: ignore[attr-defined]
+            kills.append((rank, step))
+        output, _ = proc.communicate(timeout=300)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, output[-3000:]
+    assert len(kills) == 3 and kills[-1][1] < 60, kills  # three kills, all before the last step
+    assert output.count("resumed from") == 3, output[-3000:]
+    assert_same_run(two_process_run, run_dir)
+    assert_clean_run_dir(run_dir)

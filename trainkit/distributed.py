@@ -118,11 +118,26 @@ def init(device_type: str, strategy: str = "auto") -> DistInfo:
     else:
         device = torch.device("cpu")
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, rank=rank, world_size=world)
+        _init_group(backend, rank, world)
     _INFO = DistInfo(rank=rank, local_rank=local_rank, world_size=world, backend=backend, device=device)
     if rank != 0:
         quiet_this_rank()
     return _INFO
+
+
+def _init_group(backend: str, rank: int, world: int) -> None:
+    """init_process_group from the launcher's env://, each torchrun restart under its own store prefix.
+
+    torchrun (--max-restarts) keeps its key-value store across restarts of the group; without a prefix
+    the restarted workers read the dead workers' addresses from it and gloo fails to connect.
+    """
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if restart is None:
+        dist.init_process_group(backend=backend, rank=rank, world_size=world)
+        return
+    store, _, _ = next(dist.rendezvous("env://"))
+    dist.init_process_group(backend, store=dist.PrefixStore(f"trainkit/attempt_{restart}", store),
+                            rank=rank, world_size=world)
 
 
 def quiet_this_rank() -> None:
