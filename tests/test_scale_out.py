@@ -221,3 +221,62 @@ def test_kill_9_of_a_worker_restarts_the_group_which_resumes_and_ends_equal(two_
     assert output.count("resumed from") == 3, output[-3000:]
     assert_same_run(two_process_run, run_dir)
     assert_clean_run_dir(run_dir)
+
+
+@pytest.mark.slow
+def test_two_nodes_make_one_run_written_by_global_rank_0_equal_to_one_node(two_process_run: Path, tmp_path: Path) -> None:
+    """Two torchrun "nodes" of one process each on this machine, c10d rendezvous on 127.0.0.1."""
+    import json
+
+    port = free_port()
+    nodes = []
+    for node in range(2):
+        cwd = tmp_path / f"node{node}"  # each "machine" starts in its own directory
+        cwd.mkdir()
+        nodes.append(subprocess.Popen(
+            torchrun_cmd("--nnodes=2", f"--node_rank={node}", "--nproc_per_node=1", "--rdzv-backend=c10d",
+                         f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=two_nodes", *ELASTIC, "hydra.run.dir=run"),
+            cwd=cwd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True))
+    try:
+        outputs = [p.communicate(timeout=300)[0] for p in nodes]
+    finally:
+        for p in nodes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+    assert [p.returncode for p in nodes] == [0, 0], [o[-2000:] for o in outputs]
+    # The run directory is global rank 0's (c10d may give rank 0 to either node); the other node wrote nothing.
+    dirs = [tmp_path / f"node{n}" / "run" for n in range(2) if (tmp_path / f"node{n}" / "run").exists()]
+    assert len(dirs) == 1, dirs
+    (run_dir,) = dirs
+    (other,) = [tmp_path / f"node{n}" for n in range(2) if run_dir.parent.name != f"node{n}"]
+    assert list(other.rglob("*")) == []
+    assert json.loads((run_dir / "summary.json").read_text())["world_size"] == 2
+    assert len(list(tmp_path.rglob("train.log"))) == 1 and len(list(tmp_path.rglob("summary.json"))) == 1
+    assert_same_run(two_process_run, run_dir)
+    assert_clean_run_dir(run_dir)
+
+
+@pytest.mark.slow
+def test_eval_under_torchrun_gives_the_one_process_numbers_and_the_runs_own_test(two_process_run: Path, tmp_path: Path) -> None:
+    """Each rank evaluates a shard, the sums are all-reduced: 359 test samples counted once, like one process."""
+    import json
+
+    from conftest import run_cli
+
+    best = two_process_run / "checkpoints" / "best.pt"
+    proc = run_cli(["eval", f"ckpt={best}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    alone = json.loads((two_process_run / "eval.json").read_text())
+    proc = subprocess.run(torchrun_cmd("--standalone", "--nproc_per_node=2", "-m", "trainkit", "eval", f"ckpt={best}"),
+                          cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stdout.count("test (359 samples") == 1  # rank 0 speaks
+    sharded = json.loads((two_process_run / "eval.json").read_text())
+    assert (alone["world_size"], sharded["world_size"]) == (1, 2)
+    assert sharded["test_acc"] == alone["test_acc"]
+    assert sharded["test_loss"] == pytest.approx(alone["test_loss"], rel=1e-6)
+    # The run's own end-of-run test (2 processes, on best.pt) measured the same numbers.
+    summary = json.loads((two_process_run / "summary.json").read_text())
+    assert summary["test_acc"] == alone["test_acc"]
+    report = json.loads((two_process_run / "test_report.json").read_text())
+    assert report["samples"] == 359
