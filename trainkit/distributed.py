@@ -205,9 +205,9 @@ def setup_run(cfg: Any, run_dir: Path) -> DistInfo:
         TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
     if launched_by_torchrun():
         return init(str(cfg.device.type), strategy)  # refuses strategy=dp: one process drives all GPUs
-    if strategy == "ddp":
+    if strategy in ("ddp", "fsdp"):
         raise ConfigError(
-            "trainer.strategy=ddp needs one process per device: launch with "
+            f"trainer.strategy={strategy} needs one process per device: launch with "
             "'torchrun --nproc_per_node=N -m trainkit train ...' (or use the default trainer.strategy=auto)"
         )
     return _INFO
@@ -223,6 +223,8 @@ def wrap_model(
 
     Returns the model to train and a line to show the user when a requested strategy fell back.
     """
+    if _INFO.enabled and strategy == "fsdp":
+        return model, None  # sharded in place by parts.build_parts (sharding.shard), before the optimizer
     if _INFO.enabled:
         ids = [device.index] if device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(model, device_ids=ids), None

@@ -87,11 +87,11 @@ def check_train(overrides: list[str], config_dir: str | None, multirun: bool) ->
             again.append(cfg)
     if multirun:
         _check_interval_sweeps(overrides, config_dir)
-    elif str(OmegaConf.select(cfg, "trainer.strategy", default="auto")) == "ddp" and not (
+    elif (strategy := str(OmegaConf.select(cfg, "trainer.strategy", default="auto"))) in ("ddp", "fsdp") and not (
         "RANK" in os.environ and "WORLD_SIZE" in os.environ
     ):  # one plain process asked for DDP: refuse before Hydra makes a run directory (as Run.setup would)
         raise ConfigError(
-            "trainer.strategy=ddp needs one process per device: launch with "
+            f"trainer.strategy={strategy} needs one process per device: launch with "
             "'torchrun --nproc_per_node=N -m trainkit train ...' (or use the default trainer.strategy=auto)"
         )
     where = output_dir(overrides, config_dir, multirun, autoresume=bool(again))

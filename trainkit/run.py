@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig
 
 from trainkit import checkpoint as ckpt_io
-from trainkit import distributed, files, guards, owner, record
+from trainkit import distributed, files, guards, owner, record, sharding
 from trainkit.build import count_parameters, resolve_device
 from trainkit.config import to_plain, validate
 from trainkit.console import early_stop_line, epoch_line, fmt_metrics, say
@@ -162,11 +162,14 @@ class Run:
     def restore(self, path: Path) -> dict[str, Any]:
         """Load model, optimizer, scheduler, scaler and counters from a checkpoint (RNGs: end of setup)."""
         ckpt = ckpt_io.load(path, map_location=self.device)
-        load_weights(self.raw_model, ckpt["model"], path, self.cfg,
-                     "if the model's code changed, restore it, or start a new run")
         for warning in changed_warnings(ckpt, path, self.raw_model):
             say(warning, style="yellow")
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if sharding.is_sharded(self.raw_model):  # every rank shards the full state it read
+            sharding.load_full(self.raw_model, self.optimizer, ckpt["model"], ckpt["optimizer"])
+        else:
+            load_weights(self.raw_model, ckpt["model"], path, self.cfg,
+                         "if the model's code changed, restore it, or start a new run")
+            self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler is not None and ckpt.get("scheduler") is not None:
             self.scheduler.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler"):  # None (older checkpoints) or {} (a disabled scaler): nothing to load
@@ -193,10 +196,15 @@ class Run:
             logger.log_step(step, metrics)
 
     # ------------------------------------------------------------------ training
-    def checkpoint_payload(self) -> dict[str, Any]:
+    def gathered_state(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """trainer.strategy=fsdp: the full model and optimizer state on rank 0 (a collective: every rank calls it)."""
+        return sharding.full_state(self.raw_model, self.optimizer) if sharding.is_sharded(self.raw_model) else None
+
+    def checkpoint_payload(self, gathered: tuple[dict[str, Any], dict[str, Any]] | None = None) -> dict[str, Any]:
+        model_state, optim_state = gathered or (self.raw_model.state_dict(), self.optimizer.state_dict())
         return {
-            "model": self.raw_model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "model": model_state,
+            "optimizer": optim_state,
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.loop.scaler.state_dict(),  # {} for a disabled scaler
             **self.state.state_dict(),
@@ -224,11 +232,13 @@ class Run:
             s.best_value, s.best_epoch = value, int(row["epoch"])
         es = self.early_stopping  # counted before the save, so last.pt carries this epoch's count
         stop = es is not None and distributed.any_rank(es.update(value))  # every rank: the same decision
+        gathered = self.gathered_state()
         if self.dist.is_main:  # every rank holds the same weights and metrics; rank 0 writes them
             # One torch.save; best.pt becomes the same file, linked before last.pt takes its name, so a
             # kill in between leaves best.pt ahead and the resume redoes this epoch.
             best = (self.ckpt_dir / "best.pt",) if better else ()
-            ckpt_io.atomic_save(self.checkpoint_payload(), self.ckpt_dir / "last.pt", keep_previous=True, also=best)
+            ckpt_io.atomic_save(self.checkpoint_payload(gathered), self.ckpt_dir / "last.pt", keep_previous=True,
+                                also=best)
         say(epoch_line(row, better))
         if stop:  # after the epoch's checkpoints: last.pt is the epoch it stopped at
             self.stop_epoch, s.stop = int(row["epoch"]), True
@@ -285,9 +295,10 @@ class Run:
         # The loss is read only every log_every_n_steps: the weights are checked at every write,
         # so a NaN model never replaces a good last.pt or last.prev.pt (every rank: the same weights).
         guards.assert_finite_model(self.raw_model, s.epoch + 1, s.step)
+        gathered = self.gathered_state()
         if not self.loop.is_main:
             return
-        ckpt_io.atomic_save(self.checkpoint_payload(), self.ckpt_dir / "last.pt", keep_previous=True)
+        ckpt_io.atomic_save(self.checkpoint_payload(gathered), self.ckpt_dir / "last.pt", keep_previous=True)
 
     def train(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -313,10 +324,13 @@ class Run:
         # Training is over and last.pt holds it: a signal now stops the test at once (resume re-runs it).
         self.stopper.immediate = f"during the test, after training finished ({self.ckpt_dir / 'last.pt'}); {resume_with}"
         self._at("test")
-        if self.dist.is_main:
-            best = ckpt_io.load(self.ckpt_dir / "best.pt")
-            self.raw_model.load_state_dict(best["model"])
-        distributed.broadcast_module(self.raw_model)  # the other ranks get best.pt's weights from rank 0
+        best = ckpt_io.load(self.ckpt_dir / "best.pt")["model"] if self.dist.is_main else {}
+        if sharding.is_sharded(self.raw_model):
+            sharding.load_from_rank0(self.raw_model, best)  # rank 0's full weights, sharded onto every rank
+        else:
+            if self.dist.is_main:
+                self.raw_model.load_state_dict(best)
+            distributed.broadcast_module(self.raw_model)  # the other ranks get best.pt's weights from rank 0
         test = evaluate(self.loop, self.data.test)
         say(f"test (best epoch {self.state.best_epoch}): {fmt_metrics(test)}", style="bold")
         report = write_test_report(self, test)
