@@ -37,7 +37,8 @@ def original_class(model: nn.Module) -> type:
 
 def units(model: nn.Module, wrap: list[str] | None, min_params: int | None) -> list[nn.Module]:
     """The submodules that become shard units of their own, innermost first (the root comes last, always)."""
-    named = [(name, m) for name, m in model.named_modules() if name]
+    # ModuleList/ModuleDict have no forward of their own: fully_shard needs one to gather around
+    named = [(name, m) for name, m in model.named_modules() if name and type(m).forward is not nn.Module.forward]
     if wrap:
         chosen = [m for _, m in named if type(m).__name__ in wrap]
         if not chosen:
