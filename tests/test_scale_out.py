@@ -280,3 +280,24 @@ def test_eval_under_torchrun_gives_the_one_process_numbers_and_the_runs_own_test
     assert summary["test_acc"] == alone["test_acc"]
     report = json.loads((two_process_run / "test_report.json").read_text())
     assert report["samples"] == 359
+
+
+# ------------------------------------------------------------------------- the GPU evidence script
+
+GPU_CHECK = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_check.sh"
+
+
+def test_gpu_check_script_parses() -> None:
+    assert subprocess.run(["bash", "-n", str(GPU_CHECK)], capture_output=True).returncode == 0
+
+
+@pytest.mark.slow
+def test_gpu_check_cpu_fallback_prints_the_whole_table_and_a_ddp_smoke_run(tmp_path: Path) -> None:
+    proc = subprocess.run(["bash", str(GPU_CHECK), "--cpu"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=500, env=cli_env(PYTHON=sys.executable))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [(r[0].strip(), r[1].strip()) for r in rows[1:]] == [
+        ("mnist", "hand loop fp32"), ("mnist", "trainkit fp32"), ("cifar", "hand loop fp32"), ("cifar", "trainkit fp32")]
+    assert all(float(r[4]) > 0.3 and float(r[3].replace(",", "")) > 0 for r in rows[1:])  # it learned, it timed
+    assert "DDP smoke (gloo, 1 process): ok: distributed: 1 processes (gloo)" in proc.stdout
