@@ -177,23 +177,21 @@ def main() -> int:
             data = workdir / f"{name}.pt"
             make_data(data, n, shape)
             smoke_data = smoke_data or data
-            contenders: list[tuple[str, Any]] = [
-                ("hand loop fp32", lambda: hand_row(data, model, epochs, target, device)),
-                ("trainkit fp32", lambda: trainkit_row(data, model, epochs, target, device, [], workdir)),
-            ]
-            if gpu:  # the speed switches: bf16 autocast, torch.compile, channels_last (conv nets)
+            # (label, hand loop or trainkit, its switches): bf16 autocast, torch.compile, channels_last on a GPU
+            contenders: list[tuple[str, bool, Any]] = [("hand loop fp32", True, {}), ("trainkit fp32", False, [])]
+            if gpu:
                 contenders += [
-                    ("hand loop bf16", lambda: hand_row(data, model, epochs, target, device, bf16=True)),
-                    ("hand loop bf16 + channels_last", lambda: hand_row(data, model, epochs, target, device, bf16=True,
-                                                                       channels_last=model == "cnn")),
-                    ("trainkit bf16", lambda: trainkit_row(data, model, epochs, target, device,
-                                                           ["device.precision=bf16"], workdir)),
-                    ("trainkit bf16 + compile", lambda: trainkit_row(data, model, epochs, target, device,
-                                                                     ["device.precision=bf16", "trainer.compile=true"],
-                                                                     workdir)),
+                    ("hand loop bf16", True, {"bf16": True}),
+                    *([("hand loop bf16 + channels_last", True, {"bf16": True, "channels_last": True})]
+                      if model == "cnn" else []),
+                    ("trainkit bf16", False, ["device.precision=bf16"]),
+                    ("trainkit bf16 + compile", False, ["device.precision=bf16", "trainer.compile=true"]),
                 ]
-            for label, run in contenders:
-                row = run()
+            for label, hand, switches in contenders:
+                if hand:
+                    row = hand_row(data, model, epochs, target, device, **switches)
+                else:
+                    row = trainkit_row(data, model, epochs, target, device, switches, workdir)
                 if "error" in row:
                     print(f"| {name} | {label} | error: {row['error']} | | | |")
                     continue
