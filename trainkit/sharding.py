@@ -7,7 +7,7 @@ the optimizer is built (the parameters become DTensors), which is why parts.buil
 
 Checkpoints stay ordinary: `full_state` gathers the model and optimizer state with
 torch.distributed.checkpoint's state-dict helpers (full_state_dict=True, cpu_offload=True) onto rank 0,
-which writes one weights_only-loadable file that eval, predict and a one-process resume read like any
+which writes one weights_only-loadable file that `trainkit eval` (or any reader of checkpoints) reads like any
 other; `load_full` shards such a file back onto every rank.
 """
 
