@@ -17,6 +17,14 @@ from trainkit.errors import CheckpointError, ConfigError
 AUTO = ["trainer.autoresume=true"]
 
 
+@pytest.fixture(autouse=True)
+def _claims_as_they_were(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An in-process `trainkit train` turns on run-directory claims (rundir.CLAIM) for the whole process."""
+    from trainkit import rundir
+
+    monkeypatch.setattr(rundir, "CLAIM", rundir.CLAIM)
+
+
 @pytest.mark.slow
 def test_sigterm_then_the_same_command_continues_and_ends_equal_to_a_run_left_alone(tmp_path: Path) -> None:
     """What a SLURM requeue does: SIGTERM mid-epoch (last.pt written), then the same command again."""
