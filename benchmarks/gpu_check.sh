@@ -5,12 +5,15 @@
 # the CPU (about a minute), which is what the test suite runs.
 #
 #   bash benchmarks/gpu_check.sh          # on a machine with a CUDA GPU
-#   bash benchmarks/gpu_check.sh --cpu    # the CPU fallback
+#   bash benchmarks/gpu_check.sh --cpu    # the CPU fallback (--cpu --only mnist: the MLP rows alone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python}"
 MODE=()
-if [[ "${1:-}" == "--cpu" ]] || ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+if [[ "${1:-}" == "--cpu" ]]; then
+  shift
+  MODE=(--cpu)
+elif ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
   MODE=(--cpu)
 fi
 if [[ ${#MODE[@]} -eq 0 ]] && command -v nvidia-smi >/dev/null; then
@@ -18,4 +21,4 @@ if [[ ${#MODE[@]} -eq 0 ]] && command -v nvidia-smi >/dev/null; then
 fi
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 # 7.5 minutes in all: the table, then the DDP smoke run (printed last by the same script)
-timeout 450 "$PY" benchmarks/gpu_check.py "${MODE[@]}"
+timeout 450 "$PY" benchmarks/gpu_check.py "${MODE[@]}" "$@"  # e.g. --only mnist
