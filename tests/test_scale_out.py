@@ -129,7 +129,7 @@ def test_evaluation_shards_count_no_padding() -> None:
 
 # ------------------------------------------------------------------------- elastic restarts, two nodes
 
-ELASTIC = ["-m", "trainkit", "train", "device=cpu", "trainer.autoresume=true", "trainer.epochs=3",
+ELASTIC = ["-m", "trainkit", "train", "device=cpu", "trainer.autoresume=true", "trainer.epochs=4",
            "trainer.checkpoint_every_n_steps=3", "data.batch_size=32", "trainer.progress=none"]
 
 
@@ -207,7 +207,7 @@ def test_kill_9_of_a_worker_restarts_the_group_which_resumes_and_ends_equal(two_
             while not last.exists() or last.stat().st_ino == seen:  # this attempt wrote a checkpoint of its own
                 assert proc.poll() is None and time.monotonic() < deadline, "no progress"
                 time.sleep(0.05)
-            time.sleep(rng.uniform(0, 1.0))  # then a random moment: mid-step, mid-save, mid-validation
+            time.sleep(rng.uniform(0, 0.15))  # then a random moment (a step takes ~10 ms): mid-step, mid-save, ...
             rank = rng.randrange(2)
             step = torch.load(last, weights_only=True)["step"]
             workers[rank].send_signal(signal.SIGKILL)  # type: ignore[attr-defined]
@@ -217,7 +217,7 @@ def test_kill_9_of_a_worker_restarts_the_group_which_resumes_and_ends_equal(two_
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, output[-3000:]
-    assert len(kills) == 3 and kills[-1][1] < 60, kills  # three kills, all before the last step
+    assert len(kills) == 3 and kills[-1][1] < 80, kills  # three kills, all before the last step (80)
     assert output.count("resumed from") == 3, output[-3000:]
     assert_same_run(two_process_run, run_dir)
     assert_clean_run_dir(run_dir)
