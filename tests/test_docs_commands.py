@@ -12,7 +12,7 @@ fenced block, or a `trainkit ...` table cell (docs/components.md's one command p
   not run; a single `trainkit train` marked as needing a GPU is run once to check that it fails
   here with exit 2 and one line, no traceback;
 - **classified** as a tool of its own (`pip install`, `python3 -m venv`, `python -m pytest`,
-  `ruff`, `tensorboard --logdir`, `mlflow ui`, `eval "$(...)"`, `python benchmarks/...`: minutes
+  `ruff`, `tensorboard --logdir`, `mlflow ui`, `eval "$(...)"`, `python`/`bash benchmarks/...`: minutes
   each, checked by hand). An `A && B` whose A is an install step runs B (the test environment has
   every extra), and a `trainkit train ... && tensorboard|mlflow ui` runs its training part.
 
@@ -93,12 +93,13 @@ class Net(nn.Module):
 '''
 
 TOOLS = re.compile(
-    r"^(pip install|python3? -m venv|python -m pytest|ruff |tensorboard |mlflow ui|eval \"\$\(|python benchmarks/)"
+    r"^(pip install|python3? -m venv|python -m pytest|ruff |tensorboard |mlflow ui|eval \"\$\(|python benchmarks/|bash benchmarks/)"
 )
 INSTALL_PREFIX = re.compile(r"^(?:(?:python3 -m venv \S+|\. \S+/activate|pip install [^&]+?)\s*&&\s*)+")
 VIEWER_SUFFIX = re.compile(r"\s*&&\s*(tensorboard --logdir \S+|mlflow ui)\b.*$")
 NEEDS = re.compile(r"#\s*needs\b(.*)$")
-PROGRAMS = ["trainkit", "torchrun", "python", "python3", "pip", "tensorboard", "mlflow", "ruff", "ls", "tail", "dot"]
+PROGRAMS = ["trainkit", "torchrun", "python", "python3", "pip", "tensorboard", "mlflow", "ruff", "ls", "tail", "dot",
+            "srun", "scontrol", "head", "bash"]
 
 
 @dataclass

@@ -14,8 +14,10 @@ and broadcasts its absolute path; the other ranks run Hydra with `hydra.run.dir=
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,11 +118,26 @@ def init(device_type: str, strategy: str = "auto") -> DistInfo:
     else:
         device = torch.device("cpu")
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, rank=rank, world_size=world)
+        _init_group(backend, rank, world)
     _INFO = DistInfo(rank=rank, local_rank=local_rank, world_size=world, backend=backend, device=device)
     if rank != 0:
         quiet_this_rank()
     return _INFO
+
+
+def _init_group(backend: str, rank: int, world: int) -> None:
+    """init_process_group from the launcher's env://, each torchrun restart under its own store prefix.
+
+    torchrun (--max-restarts) keeps its key-value store across restarts of the group; without a prefix
+    the restarted workers read the dead workers' addresses from it and gloo fails to connect.
+    """
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if restart is None:
+        dist.init_process_group(backend=backend, rank=rank, world_size=world)
+        return
+    store, _, _ = next(dist.rendezvous("env://"))
+    dist.init_process_group(backend, store=dist.PrefixStore(f"trainkit/attempt_{restart}", store),
+                            rank=rank, world_size=world)
 
 
 def quiet_this_rank() -> None:
@@ -188,9 +205,9 @@ def setup_run(cfg: Any, run_dir: Path) -> DistInfo:
         TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
     if launched_by_torchrun():
         return init(str(cfg.device.type), strategy)  # refuses strategy=dp: one process drives all GPUs
-    if strategy == "ddp":
+    if strategy in ("ddp", "fsdp"):
         raise ConfigError(
-            "trainer.strategy=ddp needs one process per device: launch with "
+            f"trainer.strategy={strategy} needs one process per device: launch with "
             "'torchrun --nproc_per_node=N -m trainkit train ...' (or use the default trainer.strategy=auto)"
         )
     return _INFO
@@ -206,6 +223,8 @@ def wrap_model(
 
     Returns the model to train and a line to show the user when a requested strategy fell back.
     """
+    if _INFO.enabled and strategy == "fsdp":
+        return model, None  # sharded in place by parts.build_parts (sharding.shard), before the optimizer
     if _INFO.enabled:
         ids = [device.index] if device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(model, device_ids=ids), None
@@ -219,6 +238,64 @@ def wrap_model(
             )
         return nn.DataParallel(model), None
     return model, None
+
+
+def grad_sync(model: nn.Module, sync: bool) -> contextlib.AbstractContextManager[Any]:
+    """Inside a gradient accumulation (`sync` False) skip the gradient all-reduce: DDP's `no_sync()`,
+    FSDP2's `set_requires_gradient_sync(False)`; the boundary step then reduces the summed gradients.
+
+    The same result as syncing every micro-batch (the average of sums is the sum of averages), with
+    one all-reduce per optimizer step instead of one per micro-batch. A plain model: nothing to skip.
+    """
+    if sync:
+        return contextlib.nullcontext()
+    no_sync = getattr(model, "no_sync", None)  # DDP (also through torch.compile's wrapper)
+    if callable(no_sync):
+        return no_sync()
+    if callable(getattr(model, "set_requires_gradient_sync", None)):  # FSDP2
+        return _fsdp_no_sync(model)
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _fsdp_no_sync(model: Any) -> Iterator[None]:
+    model.set_requires_gradient_sync(False)
+    try:
+        yield
+    finally:
+        model.set_requires_gradient_sync(True)
+
+
+def real_samples(loader: Any) -> int | None:
+    """How many of this rank's samples of `loader` are real, not the padding that evens the shards (None: all).
+
+    Shards deal the epoch's positions round-robin (rank r takes r, r + W, ...) after padding the order
+    to a multiple of W with repeats, as DistributedSampler does: rank r's real positions are those below
+    the split's size. Evaluation counts only those, so its sums over all ranks are the whole split's.
+    """
+    sampler = getattr(loader, "sampler", None)  # a DataLoader's DistributedSampler, else the in-memory loader
+    world = int(getattr(sampler, "num_replicas", getattr(loader, "world_size", 1)))
+    rank = int(getattr(sampler, "rank", getattr(loader, "rank", 0)))
+    n, per = getattr(loader, "dataset_size", None), getattr(loader, "num_samples", None)
+    if world == 1 or n is None or per is None:
+        return None
+    return min(int(per), max(0, (int(n) - rank + world - 1) // world))
+
+
+def without_padding(loader: Any) -> Iterator[tuple[Any, int]]:
+    """Iterate an evaluation `loader` as (batch, real samples in it), the shard's padding cut off.
+
+    A batch of padding alone comes whole with 0, so every rank still runs the same forwards (FSDP and
+    DDP buffers need that); a single process gets every batch as it is.
+    """
+    real = real_samples(loader)
+    seen = 0
+    for batch in loader:
+        n = len(batch[0]) if real is None else max(0, min(len(batch[0]), real - seen))
+        if 0 < n < len(batch[0]):
+            batch = tuple(t[:n] for t in batch)
+        seen += n
+        yield batch, n
 
 
 def all_reduce_sums(sums: dict[str, torch.Tensor], count: int) -> tuple[dict[str, torch.Tensor], int]:

@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from trainkit import checkpoint as ckpt_io
-from trainkit import files, guards
+from trainkit import distributed, files, guards
 from trainkit.build import resolve_device
 from trainkit.config import GROUPS, validate
 from trainkit.console import console, fmt_metrics, say
@@ -114,9 +114,20 @@ def evaluate_checkpoint(
         raise ConfigError(f"split={split} is not a split; choose test, val or train")
     ckpt, cfg = read_checkpoint(ckpt_path, overrides, trust, allow)
     seed_everything(int(cfg.seed))
-    device = resolve_device(cfg)
+    # Under torchrun each process evaluates its shard of the split; the sums are all-reduced (loop.evaluate).
+    group = distributed.init(str(cfg.device.type)) if distributed.launched_by_torchrun() else distributed.info()
+    try:
+        return _evaluate(ckpt, ckpt_path, cfg, split, group)
+    finally:
+        distributed.cleanup()
+
+
+def _evaluate(ckpt: dict[str, Any], ckpt_path: str, cfg: DictConfig, split: str,
+              group: distributed.DistInfo) -> dict[str, Any]:
+    device = group.device or resolve_device(cfg)
     meta = ckpt.get("data_meta")
-    parts = build_parts(cfg, device, train=False, data_meta=meta if isinstance(meta, dict) else None)
+    parts = build_parts(cfg, device, group.rank, group.world_size, train=False,
+                        data_meta=meta if isinstance(meta, dict) else None)
     data = parts.data
     load_weights(parts.model, ckpt["model"], ckpt_path, parts.cfg, "drop any model override")
     loop = Loop(model=parts.model, criterion=parts.criterion, optimizer=None, scheduler=None, interval="epoch",
@@ -132,12 +143,15 @@ def evaluate_checkpoint(
         "epoch": ckpt.get("epoch"),
         "samples": data.sizes[split],
         "device": str(device),
+        "world_size": group.world_size,
         "time_s": time.perf_counter() - t0,
         **{f"{split}_{k}": v for k, v in metrics.items()},
     }
     names = stored_class_names(ckpt)
     if names:
         result["class_names"] = names
+    if not group.is_main:  # rank 0 writes eval.json and prints
+        return result
     ckpt_file = Path(ckpt_path).resolve()
     run_dir = run_dir_of(ckpt_file)
     # One file per checkpoint and split (eval_best_test.json), and eval.json as the latest, as before.

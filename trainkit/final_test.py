@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from trainkit import checkpoint as ckpt_io
-from trainkit import distributed
+from trainkit import distributed, sharding
 from trainkit.console import fmt_metrics, say
 from trainkit.loop import evaluate
 from trainkit.metrics import summary_numbers, test_report, write_test_report
@@ -19,9 +19,13 @@ from trainkit.metrics import summary_numbers, test_report, write_test_report
 
 def _test(run: Any, name: str, epoch: int | None) -> tuple[dict[str, float], dict[str, Any]]:
     """Load checkpoints/`name` (rank 0 reads it, the others get its weights), evaluate, build its report."""
-    if run.dist.is_main:
-        run.raw_model.load_state_dict(ckpt_io.load(run.ckpt_dir / name)["model"])
-    distributed.broadcast_module(run.raw_model)
+    state = ckpt_io.load(run.ckpt_dir / name)["model"] if run.dist.is_main else {}
+    if sharding.is_sharded(run.raw_model):
+        sharding.load_from_rank0(run.raw_model, state)  # rank 0's full weights, sharded onto every rank
+    else:
+        if run.dist.is_main:
+            run.raw_model.load_state_dict(state)
+        distributed.broadcast_module(run.raw_model)
     test = evaluate(run.loop, run.data.test)
     return test, test_report(run, test, f"checkpoints/{name}", epoch)
 

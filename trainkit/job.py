@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trainkit import autoresume
 from trainkit.errors import ConfigError, TrainkitError, debug_enabled, report
 from trainkit.signals import RunInterrupted, StopOnSignal
 
@@ -110,7 +111,7 @@ def run_hydra(args: list[str], resume: ResumePlan | None = None) -> Runs:
 
 
 def run_task(cfg: DictConfig, resume: ResumePlan | None = None) -> dict[str, Any]:
-    """What one Hydra job does: resume, skip a finished job (skip_done), or train; returns the summary."""
+    """What one Hydra job does: resume, skip a finished job (skip_done), autoresume, or train; returns the summary."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -134,10 +135,32 @@ def run_task(cfg: DictConfig, resume: ResumePlan | None = None) -> dict[str, Any
         if last.is_file():
             check_same_run(cfg, last)
             ckpt = last
+    if ckpt is None and autoresume.requested(cfg.trainer):
+        from trainkit.owner import is_main_process
+
+        found = autoresume.plan(cfg, run_dir, main=is_main_process())
+        if found is not None:
+            ckpt, done = found
+            summary = finished_summary(run_dir) if done else None
+            if summary is not None:
+                return _already_done(run_dir, summary)
     if multirun:
         prepare_parallel_job(cfg, hc)
     command = job_command(list(hc.overrides.task)) if multirun else None
     return train(cfg, run_dir, choices, resume_from=ckpt, command=command)
+
+
+def _already_done(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """An autoresumed run that had completed: nothing to train; every rank of a group leaves it together."""
+    from trainkit.console import say
+
+    say(f"{run_dir}: already completed, nothing to continue ({autoresume.KEY}=true), best {summary.get('best_value')}")
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        from trainkit import distributed
+
+        distributed.share_run_dir(run_dir)  # the other ranks wait for rank 0's directory
+        distributed.cleanup()
+    return summary
 
 
 def _import_train(run_dir: Path) -> Any:
@@ -180,24 +203,14 @@ def check_same_run(cfg: DictConfig, ckpt_path: Path) -> None:
     """skip_done resumes a job only if its checkpoint holds the same config (safe keys aside)."""
     from trainkit import checkpoint as ckpt_io
     from trainkit.config import to_plain
-    from trainkit.resume import is_safe_override
 
     stored = ckpt_io.load(ckpt_path).get("config") or {}
-    diffs = [k for k in _diff(to_plain(cfg), stored) if not is_safe_override(k)]
+    diffs = autoresume.unsafe_diffs(to_plain(cfg), stored)
     if diffs:
         raise ConfigError(
             f"trainer.skip_done=true: {ckpt_path} belongs to a run with another config "
             f"(differs in {', '.join(diffs[:5])}); use another hydra.sweep.dir / hydra.run.dir or delete it"
         )
-
-
-def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out: list[str] = []
-        for k in a.keys() & b.keys():
-            out += _diff(a[k], b[k], f"{prefix}{k}.")
-        return out
-    return [] if a == b or a is None or b is None else [prefix.rstrip(".")]
 
 
 def job_command(task_overrides: list[str]) -> str:

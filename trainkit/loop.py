@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from trainkit.console import EpochProgress
-from trainkit.distributed import all_reduce_sums, info
+from trainkit.distributed import all_reduce_sums, grad_sync, info, without_padding
 from trainkit.errors import TrainingDiverged
 from trainkit.guards import diverged_message, mask_nonfinite_stats, take_skipped, zero_nonfinite_grads
 from trainkit.schedulers import step_schedule
@@ -134,12 +134,13 @@ def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epoch
             if closure_mode:
                 stats, stepped = _closure_step(loop, batch), True
             else:
-                with loop.autocast():
-                    loss, stats = task.step(model, criterion, batch)
-                if loop.on_nan == "skip_batch":
-                    stats = mask_nonfinite_stats(stats, len(batch[0]))
-                loop.scaler.scale(loss / loop.accumulate if loop.accumulate > 1 else loss).backward()
                 stepped = (i + 1) % loop.accumulate == 0 or i + 1 == batches
+                with grad_sync(model, stepped):  # DDP: gradients all-reduced at the boundary step only
+                    with loop.autocast():
+                        loss, stats = task.step(model, criterion, batch)
+                    if loop.on_nan == "skip_batch":
+                        stats = mask_nonfinite_stats(stats, len(batch[0]))
+                    loop.scaler.scale(loss / loop.accumulate if loop.accumulate > 1 else loss).backward()
                 if stepped:
                     _optimizer_step(loop, loss)
             if stepped:
@@ -245,13 +246,14 @@ def evaluate(loop: Loop, loader: Any) -> dict[str, float]:
     sums: dict[str, torch.Tensor] = {}
     count = 0
     move = not _resident(loader, loop.device) or loop.memory_format is not None
-    for batch in loader:
+    for batch, real in without_padding(loader):  # under DDP: each sample counted once, as in one process
         if move:
             batch = _to_device(batch, loop.device, loop.memory_format)
         with loop.autocast():
             _, stats = loop.task.step(model, loop.criterion, batch)
-        _add(sums, stats)
-        count += len(batch[0])
+        if real:
+            _add(sums, stats)
+            count += real
     model.train(was_training)
     return loop.task.finalize(read_sums(*all_reduce_sums(sums, count)))
 

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainkit.distributed import without_padding
 from trainkit.files import atomic_write_text
 
 log = logging.getLogger("trainkit")
@@ -321,7 +322,7 @@ def compute_report(
     metrics: Family | None = None
     n = 0
     try:
-        for batch in loader:
+        for batch, real in without_padding(loader):  # under DDP: each sample of the split counted once
             batch = tuple(t.to(device, non_blocking=True) for t in batch)
             with autocast() if autocast is not None else contextlib.nullcontext():
                 if report_batch is not None:  # a task that derives its targets (e.g. multilabel from class ids)
@@ -337,8 +338,9 @@ def compute_report(
             if metrics is None:
                 width = out.shape[1] if kind in ("multiclass", "multilabel") else 1
                 metrics = Family(kind, width, s, preds.device)
-            metrics.update(preds, target)
-            n += len(batch[0])
+            if real:
+                metrics.update(preds, target)
+                n += real
     finally:
         model.train(was_training)
     report["samples"] = n

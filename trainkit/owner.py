@@ -224,9 +224,9 @@ class RunDirOwner(Callback):
             check_dangling(literal_head(raw), key)
             if mode == "run" and "${" not in raw and not holds(raw) and is_main_process():
                 trainer = config.get("trainer") or {}
-                # skip_done may resume what is there: the job decides, under this lock
-                skip_done = bool(trainer.get("skip_done"))
-                take(raw, resuming=skip_done, overwrite=bool(trainer.get("overwrite")), retry_failed=skip_done)
+                # skip_done and autoresume may resume what is there: the job decides, under this lock
+                again = bool(trainer.get("skip_done")) or bool(trainer.get("autoresume"))
+                take(raw, resuming=again, overwrite=bool(trainer.get("overwrite")), retry_failed=again)
         except TrainkitError as exc:
             if debug_enabled():
                 raise

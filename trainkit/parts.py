@@ -21,7 +21,7 @@ import torch
 from omegaconf import DictConfig, open_dict
 from torch import nn
 
-from trainkit import guards
+from trainkit import distributed, guards, sharding
 from trainkit.build import (
     autocast_dtype,
     build_loss,
@@ -136,6 +136,8 @@ def build_parts(
     memory_format = torch.channels_last if wants_channels_last(model, device) else None
     if memory_format is not None:
         model = model.to(memory_format=memory_format)
+    if train and str(cfg.trainer.get("strategy", "auto")) == "fsdp" and distributed.info().enabled:
+        model = sharding.shard(model, cfg.trainer.fsdp)  # before the optimizer: the parameters become DTensors
     criterion = build_loss(cfg, data).to(device)
     task.check_criterion(criterion)
     parts = Parts(cfg=cfg, data=data, task=task, model=model, criterion=criterion,

@@ -94,6 +94,8 @@ def fused_default(node: Any, model: Any) -> dict[str, bool]:
         return {}
     if len({p.device for p in params}) > 1:
         return {}
+    if any(type(p).__name__ == "DTensor" for p in params):
+        return {}  # sharded (trainer.strategy=fsdp): the fused kernels have no sharding rule for DTensors
     if any(isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.sparse for m in model.modules()):
         return {}  # sparse gradients: no fused kernel
     return {"fused": True}

@@ -77,21 +77,41 @@ def check_train(overrides: list[str], config_dir: str | None, multirun: bool) ->
     # A SLURM launcher runs the jobs on other machines: this one's GPUs say nothing about theirs.
     remote = any(ov.lstrip("+").startswith("hydra/launcher=submitit_slurm") for ov in overrides)
     models: dict[str, Any] = {}  # a sweep over lr builds its model once
+    again: list[DictConfig] = []  # the jobs that ask for trainer.autoresume
     for job in jobs:
         cfg = compose(job, user_config_dir=config_dir)
         validate(cfg)
         check_added_keys(job, config_dir)
         check_build(cfg, check_device=not remote, models=models)
+        if OmegaConf.select(cfg, "trainer.autoresume", default=False) is True:
+            again.append(cfg)
     if multirun:
         _check_interval_sweeps(overrides, config_dir)
-    elif str(OmegaConf.select(cfg, "trainer.strategy", default="auto")) == "ddp" and not (
+    elif (strategy := str(OmegaConf.select(cfg, "trainer.strategy", default="auto"))) in ("ddp", "fsdp") and not (
         "RANK" in os.environ and "WORLD_SIZE" in os.environ
     ):  # one plain process asked for DDP: refuse before Hydra makes a run directory (as Run.setup would)
         raise ConfigError(
-            "trainer.strategy=ddp needs one process per device: launch with "
+            f"trainer.strategy={strategy} needs one process per device: launch with "
             "'torchrun --nproc_per_node=N -m trainkit train ...' (or use the default trainer.strategy=auto)"
         )
-    return output_dir(overrides, config_dir, multirun)
+    where = output_dir(overrides, config_dir, multirun, autoresume=bool(again))
+    if again and len(again) == len(jobs):
+        _check_autoresume(again, where, multirun)
+    return where
+
+
+def _check_autoresume(cfgs: list[DictConfig], where: str, multirun: bool) -> None:
+    """A checkpoint of another run in a job's directory: refused before Hydra writes anything there.
+
+    A sweep's job N runs in SWEEP_DIR/N (the order expand_sweep lists them in). Nothing is moved or
+    written here; the job itself reads the directory again under its lock.
+    """
+    from pathlib import Path
+
+    from trainkit.autoresume import plan
+
+    for i, cfg in enumerate(cfgs):
+        plan(cfg, Path(where) / str(i) if multirun else Path(where), main=False)
 
 
 def _sweep_is_discrete(overrides: Sequence[str]) -> bool:
@@ -313,11 +333,12 @@ def _check_interval_sweeps(overrides: Sequence[str], config_dir: str | None) -> 
         )
 
 
-def output_dir(overrides: Sequence[str], config_dir: str | None, multirun: bool) -> str:
+def output_dir(overrides: Sequence[str], config_dir: str | None, multirun: bool, autoresume: bool = False) -> str:
     """The run (sweep) directory as Hydra will resolve it: `${now:...}` and `${trainkit.unique_dir:...}` included.
 
     Resolved without claiming anything (rundir.CLAIM is off here); falls back to the text before
-    the first interpolation when the value needs what only a running Hydra job knows.
+    the first interpolation when the value needs what only a running Hydra job knows. With
+    `autoresume` (trainer.autoresume=true) the directory must be one a re-run finds again.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -332,6 +353,10 @@ def output_dir(overrides: Sequence[str], config_dir: str | None, multirun: bool)
 
     raw_dir = OmegaConf.to_container(hydra_cfg, resolve=False)[key.split(".")[0]].get("dir", "")
     check_dangling(literal_head(str(raw_dir)), f"hydra.{key}")  # outputs -> /gone: say so, not a resolver's error
+    if autoresume:
+        from trainkit.autoresume import check_fixed_dir
+
+        check_fixed_dir(str(raw_dir), f"hydra.{key}", str(OmegaConf.select(hydra_cfg, "launcher._target_", default="")))
     try:
         value = OmegaConf.select(hydra_cfg, key, throw_on_resolution_failure=True)
     except Exception as exc:

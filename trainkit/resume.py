@@ -29,6 +29,7 @@ SAFE_KEYS = (
     "trainer.log_every_n_steps",
     "trainer.checkpoint_every_n_steps",
     "trainer.skip_done",
+    "trainer.autoresume",
     "data.num_workers",
     "data.pin_memory",
     "data.persistent_workers",

@@ -149,6 +149,11 @@ def _milestones(v: Any) -> str | None:
     return None if ok else "must be a list of epochs >= 1, e.g. [10,15]"
 
 
+def _class_names(v: Any) -> str | None:
+    ok = isinstance(v, list) and v and all(isinstance(n, str) and n.isidentifier() for n in v)
+    return None if ok else "must be a list of module class names, e.g. [Linear] or [MyBlock]"
+
+
 # Keys whose values we know; anything a group's _target_ takes is checked against its signature at build time.
 RULES: dict[str, Check] = {
     "seed": _seed,
@@ -164,7 +169,12 @@ RULES: dict[str, Check] = {
     "trainer.skip_done": _bool,
     "trainer.overwrite": _bool,
     "trainer.on_nan": _one_of("stop", "skip_batch"),
-    "trainer.strategy": _one_of("auto", "ddp", "dp"),
+    "trainer.strategy": _one_of("auto", "ddp", "dp", "fsdp"),
+    "trainer.autoresume": _bool,
+    "trainer.fsdp.wrap": _optional(_class_names),
+    "trainer.fsdp.min_params": _optional(_int(1)),
+    "trainer.fsdp.reshard_after_forward": _bool,
+    "trainer.fsdp.mixed_precision": _optional(_one_of("bf16", 16, "16")),
     "data.batch_size": _int(1),
     "data.eval_batch_size": _int(1),
     "data.num_workers": _int(0),
@@ -274,6 +284,11 @@ def validate(cfg: DictConfig) -> None:
     val, test = (OmegaConf.select(cfg, f"data.{k}_fraction", default=0) for k in ("val", "test"))
     if not _fraction(val) and not _fraction(test) and val + test >= 1:
         problems.append(f"data.val_fraction={val} plus data.test_fraction={test} leave no training data; keep their sum below 1")
+    if OmegaConf.select(cfg, "trainer.autoresume", default=False) is True and OmegaConf.select(
+        cfg, "trainer.overwrite", default=False
+    ) is True:
+        problems.append("trainer.autoresume=true continues the run in its directory and trainer.overwrite=true "
+                        "replaces it; choose one")
     monitor = OmegaConf.select(cfg, "trainer.monitor", default=None)
     if monitor is not None and not re.fullmatch(r"(train|val)_\w+", str(monitor)):
         problems.append(f"trainer.monitor={monitor} must name a train_ or val_ metric, e.g. val_loss or val_acc")

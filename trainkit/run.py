@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig
 
 from trainkit import checkpoint as ckpt_io
-from trainkit import distributed, files, guards, owner, record, trust
+from trainkit import distributed, files, guards, owner, record, sharding, trust
 from trainkit.averaging import Averaging
 from trainkit.build import count_parameters, resolve_device
 from trainkit.config import to_plain, validate
@@ -185,12 +185,15 @@ class Run:
     def restore(self, path: Path) -> dict[str, Any]:
         """Load model, optimizer, scheduler, scaler and counters from a checkpoint (RNGs: end of setup)."""
         ckpt = ckpt_io.load(path, map_location=self.device)
-        load_weights(self.raw_model, ckpt["model"], path, self.cfg,
-                     "if the model's code changed, restore it, or start a new run")
         for warning in changed_warnings(ckpt, path, self.raw_model):
             say(warning, style="yellow")
         fresh = copy.deepcopy(self.scheduler.state_dict()) if self.scheduler is not None else None  # built for this run's epochs
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if sharding.is_sharded(self.raw_model):  # every rank shards the full state it read
+            sharding.load_full(self.raw_model, self.optimizer, ckpt["model"], ckpt["optimizer"])
+        else:
+            load_weights(self.raw_model, ckpt["model"], path, self.cfg,
+                         "if the model's code changed, restore it, or start a new run")
+            self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler is not None and ckpt.get("scheduler") is not None:
             reached = int(ckpt["step"] if self.interval == "step" else ckpt["epoch"])
             rebuilt = resume_schedule(self.scheduler, fresh, ckpt["scheduler"], self.optimizer, reached)
@@ -222,10 +225,15 @@ class Run:
             logger.log_step(step, metrics)
 
     # ------------------------------------------------------------------ training
-    def checkpoint_payload(self) -> dict[str, Any]:
+    def gathered_state(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """trainer.strategy=fsdp: the full model and optimizer state on rank 0 (a collective: every rank calls it)."""
+        return sharding.full_state(self.raw_model, self.optimizer) if sharding.is_sharded(self.raw_model) else None
+
+    def checkpoint_payload(self, gathered: tuple[dict[str, Any], dict[str, Any]] | None = None) -> dict[str, Any]:
+        model_state, optim_state = gathered or (self.raw_model.state_dict(), self.optimizer.state_dict())
         return {
-            "model": self.raw_model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "model": model_state,
+            "optimizer": optim_state,
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.loop.scaler.state_dict(),  # {} for a disabled scaler
             **self.state.state_dict(),
@@ -258,11 +266,13 @@ class Run:
             s.best_value, s.best_epoch, s.best_val_loss = value, int(row["epoch"]), val_loss
         es = self.early_stopping  # counted before the save, so last.pt carries this epoch's count
         stop = es is not None and distributed.any_rank(es.update(value))  # every rank: the same decision
+        gathered = self.gathered_state()
         if self.dist.is_main:  # every rank holds the same weights and metrics; rank 0 writes them
             # One torch.save; best.pt becomes the same file, linked before last.pt takes its name, so a
             # kill in between leaves best.pt ahead and the resume redoes this epoch.
             best = (self.ckpt_dir / "best.pt",) if better else ()
-            ckpt_io.atomic_save(self.checkpoint_payload(), self.ckpt_dir / "last.pt", keep_previous=True, also=best)
+            ckpt_io.atomic_save(self.checkpoint_payload(gathered), self.ckpt_dir / "last.pt", keep_previous=True,
+                                also=best)
         say(epoch_line(row, better))
         if stop:  # after the epoch's checkpoints: last.pt is the epoch it stopped at
             self.stop_epoch, s.stop = int(row["epoch"]), True
@@ -344,9 +354,10 @@ class Run:
         # The loss is read only every log_every_n_steps: the weights are checked at every write,
         # so a NaN model never replaces a good last.pt or last.prev.pt (every rank: the same weights).
         guards.assert_finite_model(self.raw_model, s.epoch + 1, s.step)
+        gathered = self.gathered_state()
         if not self.loop.is_main:
             return
-        ckpt_io.atomic_save(self.checkpoint_payload(), self.ckpt_dir / "last.pt", keep_previous=True)
+        ckpt_io.atomic_save(self.checkpoint_payload(gathered), self.ckpt_dir / "last.pt", keep_previous=True)
 
     def train(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -483,7 +494,7 @@ def train(
     owns = owner.is_main_process()  # under DDP rank 0 owns the directory for the whole group
     if owns:  # before anything is written: refused here, nothing of the other run is touched
         owner.take(run_dir, resuming=resume_from is not None, overwrite=bool(cfg.trainer.overwrite),
-                   retry_failed=bool(cfg.trainer.skip_done))
+                   retry_failed=bool(cfg.trainer.skip_done) or bool(cfg.trainer.autoresume))
     try:
         try:
             run.setup()

@@ -20,8 +20,10 @@ def model_source_hash(model: torch.nn.Module) -> str | None:
     import hashlib
     import inspect
 
+    from trainkit.sharding import original_class
+
     try:
-        source = inspect.getsource(type(model))
+        source = inspect.getsource(original_class(model))  # FSDP2 swaps in a subclass of its own
     except (OSError, TypeError):  # defined in a REPL or a built module: nothing to compare
         return None
     return hashlib.sha256(source.encode()).hexdigest()[:16]

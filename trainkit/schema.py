@@ -52,6 +52,14 @@ class ProfileScheduleSchema:
 
 
 @dataclass
+class FsdpSchema:
+    wrap: Any  # a list of module class names, or null
+    min_params: Optional[int]
+    reshard_after_forward: Any  # bool: rules.RULES checks it
+    mixed_precision: Any  # null, bf16 or 16
+
+
+@dataclass
 class TrainerSchema:
     epochs: int
     accumulate: int
@@ -67,6 +75,8 @@ class TrainerSchema:
     checkpoint_every_n_steps: Optional[int]
     skip_done: bool
     overwrite: bool
+    autoresume: bool
+    fsdp: Optional[FsdpSchema]
     early_stopping: Optional[EarlyStoppingSchema]
     fast_dev_run: Optional[int]
     limit_train_batches: Any  # a count (int) or a fraction (float): rules.RULES checks it
