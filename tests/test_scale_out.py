@@ -130,7 +130,7 @@ def test_evaluation_shards_count_no_padding() -> None:
 # ------------------------------------------------------------------------- elastic restarts, two nodes
 
 ELASTIC = ["-m", "trainkit", "train", "device=cpu", "trainer.autoresume=true", "trainer.epochs=4",
-           "trainer.checkpoint_every_n_steps=3", "data.batch_size=32", "trainer.progress=none"]
+           "trainer.checkpoint_every_n_steps=3", "data.batch_size=16", "trainer.progress=none"]
 
 
 def torchrun_cmd(*args: str) -> list[str]:
@@ -217,7 +217,8 @@ def test_kill_9_of_a_worker_restarts_the_group_which_resumes_and_ends_equal(two_
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, output[-3000:]
-    assert len(kills) == 3 and kills[-1][1] < 80, kills  # three kills, all before the last step (80)
+    final = torch.load(two_process_run / "checkpoints" / "last.pt", weights_only=True)["step"]
+    assert len(kills) == 3 and kills[-1][1] < final, (kills, final)  # three kills, all before the last step
     assert output.count("resumed from") == 3, output[-3000:]
     assert_same_run(two_process_run, run_dir)
     assert_clean_run_dir(run_dir)
