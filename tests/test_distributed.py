@@ -81,6 +81,7 @@ if info.is_main:
     torch.save({"params": {k: v.detach().clone() for k, v in model.state_dict().items()}, "metrics": metrics},
                sys.argv[1])
 distributed.cleanup()
+distributed.exit_process(0)  # as trainkit's own workers leave (a C++ teardown can abort on a loaded machine)
 """
 
 

@@ -60,6 +60,7 @@ if info.is_main:
                 "synced": {k: v.detach().clone() for k, v in synced.state_dict().items()},
                 "calls": calls, "synced_calls": synced_calls, "eval": metrics}, sys.argv[1])
 distributed.cleanup()
+distributed.exit_process(0)  # as trainkit's own workers leave (a C++ teardown can abort on a loaded machine)
 """
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,8 @@ def init(device_type: str, strategy: str = "auto") -> DistInfo:
         device = torch.device("cpu")
     if not dist.is_initialized():
         _init_group(backend, rank, world)
+    global _JOINED
+    _JOINED = True
     _INFO = DistInfo(rank=rank, local_rank=local_rank, world_size=world, backend=backend, device=device)
     if rank != 0:
         quiet_this_rank()
@@ -349,6 +352,28 @@ class StopSignal(StopOnSignal):
 
     def __init__(self, every: int = 1) -> None:
         super().__init__(every, agree=any_rank)
+
+
+#: This process has joined a process group (see exit_process).
+_JOINED = False
+
+
+def exit_process(code: int | None) -> None:
+    """End a process that joined a group without the interpreter's teardown of torch's C++ objects.
+
+    After a clean end (group destroyed, files written), gloo's leftover threads can abort that teardown
+    ("terminate called without an active exception", SIGABRT) on a loaded machine, and torchrun then
+    reports a finished run as failed. The exit handlers (DataLoader workers, logging) still run first.
+    A process that never joined a group returns, to exit as usual.
+    """
+    if not _JOINED:
+        return
+    import atexit
+
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
 
 
 def cleanup() -> None:
