@@ -2,7 +2,6 @@
 
 import sys
 
-from trainkit import distributed
 from trainkit.cli import main
 
 try:
@@ -12,5 +11,9 @@ except SystemExit as exc:
 if code is not None and not isinstance(code, int):
     print(code, file=sys.stderr)
     code = 1
-distributed.exit_process(code)  # a torchrun worker: no C++ teardown (it can abort after a clean end)
+# A torchrun worker leaves without the C++ teardown, which can abort after a clean end. Only a process
+# that imported trainkit.distributed can have joined a group: `--help` and `ls` stay free of torch.
+joined = sys.modules.get("trainkit.distributed")
+if joined is not None:
+    joined.exit_process(code)
 sys.exit(code)
