@@ -198,14 +198,7 @@ def table_features(path: Path, cfg: DictConfig, meta: dict[str, Any]) -> tuple[t
                 f"input={path} has {len(expected)} feature columns but the model expects {width} "
                 f"(the run's CSV without its label column '{label}')"
             )
-    missing = [c for c in expected if c not in header]
-    if missing:
-        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
-        raise DataError(
-            f"input={path} lacks the feature column{'s' if len(missing) > 1 else ''} {shown}; the model expects "
-            f"the {len(expected)} columns {', '.join(expected[:12])}{' ...' if len(expected) > 12 else ''} "
-            f"(the label column '{label}' may be there or not)"
-        )
+    _check_columns(path, header, expected, label)
     at = [header.index(c) for c in expected]
     ids_at = header.index("id") if "id" in header and "id" not in expected else None
     features, ids = [], []
@@ -215,12 +208,26 @@ def table_features(path: Path, cfg: DictConfig, meta: dict[str, Any]) -> tuple[t
         try:
             features.append([float(row[i]) for i in at])
         except ValueError:
+            from trainkit.data.files import _is_number
+
             bad = next(expected[k] for k, i in enumerate(at) if not _is_number(row[i]))
             raise DataError(f"{path} line {n}, column {bad}: a feature is not a number") from None
         ids.append(row[ids_at].strip() if ids_at is not None else str(n - 2))
     if not features:
         raise DataError(f"input={path} has a header but no data rows")
     return torch.tensor(features, dtype=torch.float32), ids
+
+
+def _check_columns(path: Path, header: list[str], expected: list[str], label: str, hint: str = "") -> None:
+    """Every column the model reads is in the input's header, else one line naming the missing ones."""
+    missing = [c for c in expected if c not in header]
+    if missing:
+        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        raise DataError(
+            f"input={path} lacks the feature column{'s' if len(missing) > 1 else ''} {shown}; the model expects "
+            f"the {len(expected)} columns {', '.join(expected[:12])}{' ...' if len(expected) > 12 else ''} "
+            f"({hint}the label column '{label}' may be there or not)"
+        )
 
 
 def _encoded_rows(path: Path, cfg: DictConfig, preprocessing: dict[str, Any]) -> tuple[torch.Tensor, list[str]]:
@@ -230,14 +237,7 @@ def _encoded_rows(path: Path, cfg: DictConfig, preprocessing: dict[str, Any]) ->
     label = str(cfg.data.get("label_column", "label"))
     header, rows = _read_table(path, str(cfg.data.get("delimiter", ",")))
     expected = [str(c["name"]) for c in preprocessing["columns"]]
-    missing = [c for c in expected if c not in header]
-    if missing:
-        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
-        raise DataError(
-            f"input={path} lacks the feature column{'s' if len(missing) > 1 else ''} {shown}; the model expects "
-            f"the {len(expected)} columns {', '.join(expected[:12])}{' ...' if len(expected) > 12 else ''} "
-            f"(empty cells may stay empty; the label column '{label}' may be there or not)"
-        )
+    _check_columns(path, header, expected, label, "empty cells may stay empty; ")
     for n, row in enumerate(rows, start=2):
         if len(row) != len(header):
             raise DataError(f"{path} line {n} has {len(row)} fields but the header has {len(header)}")
@@ -275,14 +275,6 @@ def _training_columns(cfg: DictConfig, delimiter: str, label: str) -> list[str] 
         return None
     col = _label_index(cfg.data.get("label_column", "label"), header, str(train_path))
     return [h for i, h in enumerate(header) if i != col]
-
-
-def _is_number(v: str) -> bool:
-    try:
-        float(v)
-    except ValueError:
-        return False
-    return True
 
 
 def image_files(paths: Sequence[Path]) -> list[Path]:
