@@ -60,7 +60,7 @@ def test_the_disabled_scaler_step_equals_a_plain_step_bit_for_bit() -> None:
 def test_accumulate_2_steps_at_every_second_batch_and_the_last() -> None:
     model = _model()
     seen: list[tuple[int, int]] = []
-    loop = _loop(model, accumulate=2, on_step_end=lambda s, _sums, _count: seen.append((s.step, s.batch_in_epoch)))
+    loop = _loop(model, accumulate=2, on_step_end=lambda s, _sums: seen.append((s.step, s.batch_in_epoch)))
     g = torch.Generator().manual_seed(2)
     batches = [(torch.randn(4, 4, generator=g), torch.arange(4) % 3) for _ in range(5)]
     state = LoopState()

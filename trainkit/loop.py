@@ -26,6 +26,7 @@ from trainkit.errors import TrainingDiverged
 from trainkit.guards import diverged_message, mask_nonfinite_stats, take_skipped, zero_nonfinite_grads
 from trainkit.schedulers import step_schedule
 from trainkit.state import LoopState
+from trainkit.sums import StepSums, read_sums
 
 __all__ = ["Loop", "LoopState", "evaluate", "fit", "read_sums", "train_one_epoch"]
 
@@ -49,7 +50,7 @@ class Loop:
     progress: str = "auto"
     on_nan: str = "stop"  # stop | skip_batch (see guards.zero_nonfinite_grads for what a skip costs)
     is_main: bool = True
-    on_step_end: Callable[[LoopState, dict[str, torch.Tensor], int], None] | None = None  # (state, sums, samples)
+    on_step_end: Callable[[LoopState, StepSums], None] | None = None  # after each optimizer step: (state, the epoch's sums)
     should_stop: Callable[[], bool] = lambda: False
     memory_format: torch.memory_format | None = None  # channels_last for conv nets on CUDA
     on_log: Callable[[int, dict[str, float]], None] | None = None  # loggers, at each log interval
@@ -88,43 +89,15 @@ def _resident(loader: Any, device: torch.device) -> bool:
     return bool(tensors) and all(t.device == device for t in tensors)
 
 
-def _add(sums: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> None:
-    # One in-place add per statistic. Integer sums (counts) stay int64: exact, and no per-step
-    # dtype conversion; float sums accumulate in float64 so a long epoch loses no precision.
-    for key, value in new.items():
-        if key in sums:
-            sums[key].add_(value)
-        elif value.is_floating_point():
-            sums[key] = value.detach().to(torch.float64, copy=True)
-        else:
-            sums[key] = value.detach().clone()
-
-
-def read_sums(sums: dict[str, torch.Tensor], count: int) -> dict[str, float]:
-    """One host sync for all the epoch's statistics."""
-    if not sums:
-        return {"count": float(count)}
-    keys = list(sums)
-    values = torch.stack([sums[k].reshape(()).to(torch.float64) for k in keys]).tolist()
-    out = dict(zip(keys, values, strict=True))
-    out["count"] = float(count)
-    return out
-
-
 def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epochs: int) -> dict[str, float]:
     """One pass over the training loader; returns the epoch's train metrics."""
     model, task, criterion = loop.model, loop.task, loop.criterion
     model.train()
-    sums: dict[str, torch.Tensor] = {}
-    count = 0
     start_batch = state.batch_in_epoch
-    if start_batch and state.partial_sums:  # resumed mid-epoch: continue the epoch's sums
-        sums = {k: torch.tensor(v, dtype=torch.float64, device=loop.device) for k, v in state.partial_sums.items() if k != "count"}
-        count = int(state.partial_sums.get("count", 0))
+    sums = StepSums(state.partial_sums if start_batch else None)  # resumed mid-epoch: continue the epoch's sums
     batches = len(loader)
     bar = EpochProgress(loop.progress, epoch + 1, epochs, batches, enabled=loop.is_main)
-    last_logged = {k: v.clone() for k, v in sums.items() if k == "loss"}
-    last_count = count
+    last_loss, last_count = sums.total("loss"), sums.count
     move = not _resident(loader, loop.device) or loop.memory_format is not None
     closure_mode = loop.needs_closure
     try:
@@ -137,7 +110,8 @@ def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epoch
                 stepped = (i + 1) % loop.accumulate == 0 or i + 1 == batches
                 with grad_sync(model, stepped):  # DDP: gradients all-reduced at the boundary step only
                     with loop.autocast():
-                        loss, stats = task.step(model, criterion, batch)
+                        loss, stats = task.loss_and_sums(model, criterion, batch)
+                    stats["loss"] = loss.detach()
                     if loop.on_nan == "skip_batch":
                         stats = mask_nonfinite_stats(stats, len(batch[0]))
                     loop.scaler.scale(loss / loop.accumulate if loop.accumulate > 1 else loss).backward()
@@ -145,29 +119,27 @@ def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epoch
                     _optimizer_step(loop, loss)
             if stepped:
                 _finish_step(loop, state)
-            _add(sums, stats)
-            count += len(batch[0])
+            sums.add(stats, len(batch[0]))
             state.batch_in_epoch = i + 1
-            bar.update(i + 1, count)
+            bar.update(i + 1, sums.count)
             if not stepped:
                 continue  # inside a gradient accumulation: no step to log, save or stop at
             if state.step % loop.log_every == 0 and (i + 1) % loop.accumulate == 0:
                 # The only host sync inside an epoch: once per log interval.
-                now = read_sums({"loss": sums["loss"]}, count)
-                prev = float(last_logged["loss"]) if last_logged else 0.0
-                recent = (now["loss"] - prev) / max(count - last_count, 1)
+                loss_sum, count = sums.total("loss"), sums.count
+                recent = (loss_sum - last_loss) / max(count - last_count, 1)
                 _check_finite(recent, epoch, state.step, loop)
-                bar.report(i + 1, recent, now["loss"] / max(count, 1), loop.lr())
+                bar.report(i + 1, recent, loss_sum / max(count, 1), loop.lr())
                 if loop.on_log is not None:
                     loop.on_log(state.step, {"train_loss": recent, "lr": loop.lr()})
-                last_logged, last_count = {"loss": sums["loss"].clone()}, count
-            if loop.on_step_end is not None:  # the live sums and the sample count: no per-step copy or tensor
-                loop.on_step_end(state, sums, count)
+                last_loss, last_count = loss_sum, count
+            if loop.on_step_end is not None:  # the live sums: read only if a checkpoint is written
+                loop.on_step_end(state, sums)
             if loop.should_stop():
                 break
     finally:
         bar.close()
-    totals = read_sums(*all_reduce_sums(sums, count))  # every rank gets the global averages
+    totals = read_sums(*all_reduce_sums(sums.tensors(), sums.count))  # every rank gets the global averages
     skipped, totals = take_skipped(totals)
     if loop.on_nan == "skip_batch" and skipped and totals.get("count", 0.0) <= 0:
         raise TrainingDiverged(
@@ -189,10 +161,10 @@ def _closure_step(loop: Loop, batch: tuple[torch.Tensor, ...]) -> dict[str, torc
     def closure() -> torch.Tensor:
         loop.optimizer.zero_grad(set_to_none=True)
         with loop.autocast():
-            loss, s = loop.task.step(loop.model, loop.criterion, batch)
+            loss, s = loop.task.loss_and_sums(loop.model, loop.criterion, batch)
         loss.backward()
         if not stats:
-            stats.update(s)
+            stats.update(s, loss=loss.detach())
         return loss
 
     loop.optimizer.step(closure)
@@ -243,19 +215,18 @@ def evaluate(loop: Loop, loader: Any) -> dict[str, float]:
     model = loop.model
     was_training = model.training
     model.eval()
-    sums: dict[str, torch.Tensor] = {}
-    count = 0
+    sums = StepSums()
     move = not _resident(loader, loop.device) or loop.memory_format is not None
     for batch, real in without_padding(loader):  # under DDP: each sample counted once, as in one process
         if move:
             batch = _to_device(batch, loop.device, loop.memory_format)
         with loop.autocast():
-            _, stats = loop.task.step(model, loop.criterion, batch)
-        if real:
-            _add(sums, stats)
-            count += real
+            loss, stats = loop.task.loss_and_sums(model, loop.criterion, batch)
+        if real:  # a batch of padding alone (DDP) runs its forward but adds nothing
+            stats["loss"] = loss
+            sums.add(stats, real)
     model.train(was_training)
-    return loop.task.finalize(read_sums(*all_reduce_sums(sums, count)))
+    return loop.task.finalize(read_sums(*all_reduce_sums(sums.tensors(), sums.count)))
 
 
 def fit(

@@ -26,7 +26,7 @@ from trainkit.early_stopping import from_config as early_stopping_from_config
 from trainkit.errors import ConfigError, TrainkitError
 from trainkit.final_test import test_best_and_last
 from trainkit.loggers import CSVLogger, Logger, build_loggers, flatten_config, read_metrics
-from trainkit.loop import Loop, LoopState, evaluate, fit, read_sums
+from trainkit.loop import Loop, LoopState, evaluate, fit
 from trainkit.parts import build_parts, check_parts, load_weights, seed_everything, set_deterministic, versions
 from trainkit.perf import compile_model, peak_memory
 from trainkit.profiling import StepProfiler
@@ -34,6 +34,7 @@ from trainkit.record import resume_command
 from trainkit.runinfo import changed_warnings, header_lines, model_source_hash
 from trainkit.schedulers import resume_schedule
 from trainkit.signals import RunInterrupted, StopOnSignal
+from trainkit.sums import StepSums, read_sums
 from trainkit.version import __version__
 
 # Callbacks called as hook(run, point) at named points of a run: "setup" (signal handlers installed,
@@ -60,8 +61,7 @@ class Run:
         self.resume_from = resume_from
         self.command = command
         self.stopper = StopOnSignal()  # one process; under a process group distributed.StopSignal instead
-        self._sums: dict[str, torch.Tensor] = {}
-        self._count = 0  # samples of the current epoch at the last step (with _sums: a mid-epoch last.pt)
+        self._sums = StepSums()  # the current epoch's sums at the last step (for a mid-epoch last.pt)
         self.ckpt_dir = run_dir / "checkpoints"
         self.loggers: list[Logger] = []
         self.device: torch.device | None = None
@@ -303,9 +303,9 @@ class Run:
         """Wall time of the run so far, across resumes."""
         return self.state.elapsed()
 
-    def on_step_end(self, state: LoopState, sums: dict[str, torch.Tensor], count: int) -> None:
+    def on_step_end(self, state: LoopState, sums: StepSums) -> None:
         """After every optimizer step: a mid-epoch last.pt every trainer.checkpoint_every_n_steps steps."""
-        self._sums, self._count = sums, count  # the loop's own dict, read only when a checkpoint is written
+        self._sums = sums  # the loop's own sums, read only when a checkpoint is written
         if self._ckpt_every and state.step % self._ckpt_every == 0:
             self.save_mid_epoch()
         self._at("step")
@@ -319,11 +319,11 @@ class Run:
         if calls:
             after = self.loop.on_step_end
 
-            def on_step_end(state: LoopState, sums: dict[str, torch.Tensor], count: int) -> None:
+            def on_step_end(state: LoopState, sums: StepSums) -> None:
                 for call in calls:
                     call()
                 if after is not None:
-                    after(state, sums, count)
+                    after(state, sums)
 
             self.loop.on_step_end = on_step_end
 
@@ -348,9 +348,7 @@ class Run:
         """
         s = self.state
         if s.batch_in_epoch:
-            sums = dict(self._sums)
-            count = self._count
-            s.partial_sums = read_sums(*distributed.all_reduce_sums(sums, count))
+            s.partial_sums = read_sums(*distributed.all_reduce_sums(self._sums.tensors(), self._sums.count))
         # The loss is read only every log_every_n_steps: the weights are checked at every write,
         # so a NaN model never replaces a good last.pt or last.prev.pt (every rank: the same weights).
         guards.assert_finite_model(self.raw_model, s.epoch + 1, s.step)

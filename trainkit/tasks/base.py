@@ -1,7 +1,8 @@
 """The task skeleton: how a batch becomes model outputs, a loss and metric sums; the task table.
 
-The loop only calls `task.step`; it never asks which loss or model it holds. Metric sums stay
-on the device (no host sync per step) and become numbers once per epoch in `task.finalize`.
+The loop only calls `task.loss_and_sums`; it never asks which loss or model it holds. Metric sums
+stay on the device (no host sync per step; `trainkit.sums` adds them up every few steps) and become
+metrics once per epoch in `task.finalize`. `task.step` is the same for one batch, its loss summed.
 """
 
 from __future__ import annotations
