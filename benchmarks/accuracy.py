@@ -11,8 +11,8 @@ shuffle / forward / loss / zero_grad / backward / step, with a validation pass p
 
 Each side reports the test metric of two models, so that like is compared with like:
   last  the weights after the last epoch (a hand loop's usual number; trainkit: checkpoints/last.pt)
-  best  the epoch with the best validation metric (trainkit's best.pt, by the task's monitor;
-        the hand loop keeps a copy of its weights at its best validation epoch the same way)
+  best  the epoch with the best validation metric (trainkit's best.pt, by the task's monitor, ties to
+        the lower val_loss; the hand loop keeps a copy of its weights at its best epoch by that rule)
 and one more trainkit run per seed with trainer.monitor=val_loss, the default before tasks named their
 own monitor, for its best.pt.
 A trainkit mean outside the hand loop's min..max over the seeds is flagged with `!`.
@@ -175,20 +175,21 @@ def by_hand(recipe: Recipe, blob: dict[str, Any], seed: int) -> dict[str, float]
     else:
         loss_fn = nn.MSELoss()
 
-    def score(xs: Any, ts: Any) -> float:  # accuracy (higher is better) or RMSE (lower)
+    def score(xs: Any, ts: Any) -> tuple[float, float]:  # (accuracy or RMSE, mean loss)
         model.eval()
         with torch.no_grad():
             out = model(xs)
+            loss = float(loss_fn(out, ts))
         model.train()
         if recipe.task == "classification":
-            return (out.argmax(1) == ts).float().mean().item()
+            return (out.argmax(1) == ts).float().mean().item(), loss
         if recipe.task == "binary":
-            return ((out.squeeze(1) > 0).long() == ts).float().mean().item()
-        return math.sqrt(nn.functional.mse_loss(out, ts).item())
+            return ((out.squeeze(1) > 0).long() == ts).float().mean().item(), loss
+        return math.sqrt(nn.functional.mse_loss(out, ts).item()), loss
 
     higher = recipe.task != "regression"
     g = torch.Generator().manual_seed(seed)
-    best_val, best_state, best_epoch = None, None, 0
+    best_val, best_loss, best_state, best_epoch = None, math.inf, None, 0
     for epoch in range(1, recipe.epochs + 1):
         perm = torch.randperm(len(x), generator=g)
         for i in range(0, len(x), recipe.batch_size):
@@ -197,12 +198,15 @@ def by_hand(recipe: Recipe, blob: dict[str, Any], seed: int) -> dict[str, float]
             opt.zero_grad()
             loss.backward()
             opt.step()
-        v = score(blob["x_val"], blob["y_val"])
-        if best_val is None or (v > best_val if higher else v < best_val):
-            best_val, best_state, best_epoch = v, copy.deepcopy(model.state_dict()), epoch
-    last = score(blob["x_test"], blob["y_test"])
+        v, val_loss = score(blob["x_val"], blob["y_val"])
+        # trainkit's rule: a strict improvement, or a tie with a lower validation loss (val_acc on a
+        # small split ties often; the lower loss is the more confident of the tied epochs)
+        better = best_val is None or (v > best_val if higher else v < best_val)
+        if better or (v == best_val and val_loss < best_loss):
+            best_val, best_loss, best_state, best_epoch = v, val_loss, copy.deepcopy(model.state_dict()), epoch
+    last = score(blob["x_test"], blob["y_test"])[0]
     model.load_state_dict(best_state)
-    return {"best": score(blob["x_test"], blob["y_test"]), "last": last, "best_epoch": best_epoch}
+    return {"best": score(blob["x_test"], blob["y_test"])[0], "last": last, "best_epoch": best_epoch}
 
 
 # ------------------------------------------------------------------------------ the table

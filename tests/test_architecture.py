@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"run"},
     {"build", "parts", "loop", "preflight", "lr_find", "final_test"},  # parts: the one builder; preflight: the checks before training
     set(),  # the middle: data, models, tasks (a package), checkpoint, config, rules and every module not named
-    {"instantiate", "loggers", "distributed", "sharding", "signals", "errors", "version", "files", "console"},
+    {"instantiate", "loggers", "distributed", "sharding", "signals", "errors", "version", "files", "console", "shutdown"},
 ]
 MIDDLE = 3
 

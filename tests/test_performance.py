@@ -22,6 +22,7 @@ from trainkit.data.build import MemoryBudgetExceeded, choose_loader, make_splits
 from trainkit.data.loaders import TensorLoader
 from trainkit.errors import DataError
 from trainkit.loop import Loop, LoopState, evaluate, train_one_epoch
+from trainkit.sums import StepSums
 from trainkit.tasks import Classification
 
 
@@ -169,6 +170,57 @@ def test_trimmed_metric_sums_stay_exact() -> None:
     assert train["acc"] == ref["acc"] == (out.argmax(1) == y).sum().item() / 1000
     assert train["loss"] == pytest.approx(ref["loss"], rel=1e-6)
 
+
+
+def test_step_sums_do_not_depend_on_when_they_are_read() -> None:
+    """Read every step, every 7 steps, or once: the same float64 totals, bit for bit, as a running sum."""
+    g = torch.Generator().manual_seed(0)
+    steps = [({"loss": torch.rand((), generator=g) * 3, "correct": torch.randint(0, 64, (), generator=g)},
+              int(torch.randint(1, 65, (), generator=g))) for _ in range(600)]  # > MAX_PENDING
+    loss_ref = correct_ref = 0.0
+    for stats, n in steps:
+        loss_ref += float(stats["loss"].double() * n)
+        correct_ref += float(stats["correct"])
+    for every in (1, 7, 10**9):
+        sums = StepSums()
+        for i, (stats, n) in enumerate(steps):
+            sums.add(dict(stats), n)
+            if i % every == 0:
+                sums.total("loss")
+        totals = sums.totals()
+        assert totals["loss"] == loss_ref and totals["correct"] == correct_ref
+        assert totals["count"] == sum(n for _, n in steps)
+    resumed = StepSums({"loss": 1.5, "correct": 2.0, "count": 3.0})  # a mid-epoch checkpoint's partial sums
+    resumed.add({"loss": torch.tensor(0.5), "correct": torch.tensor(1)}, 2)
+    assert resumed.totals() == {"loss": 2.5, "correct": 3.0, "count": 5.0}
+
+
+LEAVE = """
+import atexit, sys, threading, time
+from pathlib import Path
+import torch
+out = Path(sys.argv[1])
+def late():
+    time.sleep(0.3)
+    (out / "thread").write_text("done")
+threading.Thread(target=late).start()  # non-daemon: Python's exit waits for it
+atexit.register(lambda: (out / "atexit").write_text(str((out / "thread").exists())))
+print("buffered, no newline", end="")
+from trainkit.shutdown import leave
+leave(sys.argv[2] if not sys.argv[2].isdigit() else int(sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize("code,rc", [("0", 0), ("3", 3), ("a message", 1)])
+def test_leaving_without_the_teardown_keeps_what_python_exit_does(tmp_path, code: str, rc: int) -> None:  # type: ignore[no-untyped-def]
+    """Threads joined, then atexit handlers, streams flushed, the exit code kept; only the teardown is skipped."""
+    done = subprocess.run([sys.executable, "-c", LEAVE, str(tmp_path), code], capture_output=True, text=True,
+                          env=cli_env(), timeout=120)
+    assert done.returncode == rc, done.stderr
+    assert done.stdout == "buffered, no newline"
+    assert (tmp_path / "thread").read_text() == "done"
+    assert (tmp_path / "atexit").read_text() == "True"  # the thread had finished before the handlers ran
+    assert done.stderr.strip() == ("a message" if rc == 1 else "")
 
 
 @pytest.mark.parametrize("on_nan,clip", [("stop", None), ("skip_batch", 1.0)])

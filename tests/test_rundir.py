@@ -364,3 +364,15 @@ def test_a_checkpoint_without_the_newer_trainer_keys_still_evaluates_and_resumes
     assert resume(run, "trainer.epochs=3") == 0, capfd.readouterr().err
     assert status(run) == "completed"
     assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 3
+
+
+def test_an_in_process_train_gives_back_the_claim_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After cli.main trains, a later pre-flight probe resolves the run dir again without creating it."""
+    from trainkit import cli, preflight, rundir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(rundir, "CLAIM", False)
+    assert cli.main(["train", "trainer.epochs=1", "trainer.progress=none", f"hydra.run.dir={tmp_path / 'run'}"]) == 0
+    assert rundir.CLAIM is False
+    where = preflight.output_dir(["hydra.run.dir=${trainkit.unique_dir:runs/x}"], None, False)
+    assert where == "runs/x" and not (tmp_path / "runs").exists()

@@ -577,6 +577,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def console() -> None:
+    """The `trainkit` console script and `python -m trainkit`: main(), then leave without torch's teardown."""
+    from trainkit.shutdown import leave
+
+    try:
+        code: object = main()
+    except SystemExit as exc:
+        code = exc.code
+    leave(code)
+
+
 def _main(args: list[str]) -> int:
     words = [a for a in args if a != "--debug"]  # `trainkit --debug train ...`: the command comes after it
     if not words or words[0] in ("-h", "--help", "help"):
@@ -609,4 +620,4 @@ def _main(args: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -363,17 +362,14 @@ def exit_process(code: int | None) -> None:
 
     After a clean end (group destroyed, files written), gloo's leftover threads can abort that teardown
     ("terminate called without an active exception", SIGABRT) on a loaded machine, and torchrun then
-    reports a finished run as failed. The exit handlers (DataLoader workers, logging) still run first.
-    A process that never joined a group returns, to exit as usual.
+    reports a finished run as failed. The CLI always leaves this way (`trainkit.shutdown`); this is for
+    scripts that join a group themselves. A process that never joined a group returns, to exit as usual.
     """
     if not _JOINED:
         return
-    import atexit
+    from trainkit.shutdown import leave
 
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code or 0)
+    leave(code)
 
 
 def cleanup() -> None:

@@ -46,10 +46,11 @@ def run_hydra(args: list[str], resume: ResumePlan | None = None) -> Runs:
     """Run the Hydra app (run or multirun) on `args` with trainkit's job; returns what the jobs did."""
     import hydra
 
+    from trainkit import rundir
     from trainkit.config import config_dir
-    from trainkit.rundir import enable_claims
 
-    enable_claims()  # this process starts runs: claim their directories atomically
+    claimed = rundir.CLAIM
+    rundir.enable_claims()  # these runs claim their directories atomically (given back at the end)
 
     if debug_enabled():
         os.environ["HYDRA_FULL_ERROR"] = "1"
@@ -104,6 +105,7 @@ def run_hydra(args: list[str], resume: ResumePlan | None = None) -> Runs:
         runs.stopped = runs.exit_code = exc.code if isinstance(exc.code, int) else 1
     finally:
         sys.argv = saved
+        rundir.enable_claims(claimed)  # an API caller's later preflight resolves without claiming
         from trainkit import owner
 
         owner.release_all()  # the run-directory locks this run took, however it ended

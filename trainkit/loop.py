@@ -28,7 +28,7 @@ from trainkit.schedulers import step_schedule
 from trainkit.state import LoopState
 from trainkit.sums import StepSums, read_sums
 
-__all__ = ["Loop", "LoopState", "evaluate", "fit", "read_sums", "train_one_epoch"]
+__all__ = ["Loop", "LoopState", "evaluate", "fit", "global_totals", "read_sums", "train_one_epoch"]
 
 
 @dataclass
@@ -89,6 +89,13 @@ def _resident(loader: Any, device: torch.device) -> bool:
     return bool(tensors) and all(t.device == device for t in tensors)
 
 
+def global_totals(sums: StepSums) -> dict[str, float]:
+    """The sums of every rank added up (one collective under DDP), with `count`; one process reads its own."""
+    if info().world_size == 1:
+        return sums.totals()
+    return read_sums(*all_reduce_sums(sums.tensors(), sums.count))
+
+
 def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epochs: int) -> dict[str, float]:
     """One pass over the training loader; returns the epoch's train metrics."""
     model, task, criterion = loop.model, loop.task, loop.criterion
@@ -139,7 +146,7 @@ def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epoch
                 break
     finally:
         bar.close()
-    totals = read_sums(*all_reduce_sums(sums.tensors(), sums.count))  # every rank gets the global averages
+    totals = global_totals(sums)  # every rank gets the global averages
     skipped, totals = take_skipped(totals)
     if loop.on_nan == "skip_batch" and skipped and totals.get("count", 0.0) <= 0:
         raise TrainingDiverged(
@@ -226,7 +233,7 @@ def evaluate(loop: Loop, loader: Any) -> dict[str, float]:
             stats["loss"] = loss
             sums.add(stats, real)
     model.train(was_training)
-    return loop.task.finalize(read_sums(*all_reduce_sums(sums.tensors(), sums.count)))
+    return loop.task.finalize(global_totals(sums))
 
 
 def fit(

@@ -26,7 +26,7 @@ from trainkit.early_stopping import from_config as early_stopping_from_config
 from trainkit.errors import ConfigError, TrainkitError
 from trainkit.final_test import test_best_and_last
 from trainkit.loggers import CSVLogger, Logger, build_loggers, flatten_config, read_metrics
-from trainkit.loop import Loop, LoopState, evaluate, fit
+from trainkit.loop import Loop, LoopState, evaluate, fit, global_totals
 from trainkit.parts import build_parts, check_parts, load_weights, seed_everything, set_deterministic, versions
 from trainkit.perf import compile_model, peak_memory
 from trainkit.profiling import StepProfiler
@@ -34,7 +34,7 @@ from trainkit.record import resume_command
 from trainkit.runinfo import changed_warnings, header_lines, model_source_hash
 from trainkit.schedulers import resume_schedule
 from trainkit.signals import RunInterrupted, StopOnSignal
-from trainkit.sums import StepSums, read_sums
+from trainkit.sums import StepSums
 from trainkit.version import __version__
 
 # Callbacks called as hook(run, point) at named points of a run: "setup" (signal handlers installed,
@@ -348,7 +348,7 @@ class Run:
         """
         s = self.state
         if s.batch_in_epoch:
-            s.partial_sums = read_sums(*distributed.all_reduce_sums(self._sums.tensors(), self._sums.count))
+            s.partial_sums = global_totals(self._sums)
         # The loss is read only every log_every_n_steps: the weights are checked at every write,
         # so a NaN model never replaces a good last.pt or last.prev.pt (every rank: the same weights).
         guards.assert_finite_model(self.raw_model, s.epoch + 1, s.step)
