@@ -22,7 +22,7 @@ from trainkit.data.build import MemoryBudgetExceeded, choose_loader, make_splits
 from trainkit.data.loaders import TensorLoader
 from trainkit.errors import DataError
 from trainkit.loop import Loop, LoopState, evaluate, train_one_epoch
-from trainkit.sums import StepSums
+from trainkit.sums import Matches, StepSums, settle
 from trainkit.tasks import Classification
 
 
@@ -190,6 +190,16 @@ def test_step_sums_do_not_depend_on_when_they_are_read() -> None:
         totals = sums.totals()
         assert totals["loss"] == loss_ref and totals["correct"] == correct_ref
         assert totals["count"] == sum(n for _, n in steps)
+    labels = [(torch.randint(0, 3, (n,), generator=g), torch.randint(0, 3, (n,), generator=g)) for _, n in steps]
+    hits = sum(int((p == t).sum()) for p, t in labels)
+    for every in (1, 7, 10**9):  # Matches (a classification task's "correct"): counted when read
+        sums = StepSums()
+        for i, ((stats, n), (p, t)) in enumerate(zip(steps, labels, strict=True)):
+            sums.add({"loss": stats["loss"], "correct": Matches(p, t)}, n)
+            if i % every == 0:
+                sums.total("correct")
+        assert sums.totals()["correct"] == hits and sums.totals()["loss"] == loss_ref
+    assert settle({"correct": Matches(*labels[0])})["correct"] == int((labels[0][0] == labels[0][1]).sum())
     resumed = StepSums({"loss": 1.5, "correct": 2.0, "count": 3.0})  # a mid-epoch checkpoint's partial sums
     resumed.add({"loss": torch.tensor(0.5), "correct": torch.tensor(1)}, 2)
     assert resumed.totals() == {"loss": 2.5, "correct": 3.0, "count": 5.0}

@@ -26,7 +26,7 @@ from trainkit.errors import TrainingDiverged
 from trainkit.guards import diverged_message, mask_nonfinite_stats, take_skipped, zero_nonfinite_grads
 from trainkit.schedulers import step_schedule
 from trainkit.state import LoopState
-from trainkit.sums import StepSums, read_sums
+from trainkit.sums import StepSums, read_sums, settle
 
 __all__ = ["Loop", "LoopState", "evaluate", "fit", "global_totals", "read_sums", "train_one_epoch"]
 
@@ -120,7 +120,7 @@ def train_one_epoch(loop: Loop, loader: Any, state: LoopState, epoch: int, epoch
                         loss, stats = task.loss_and_sums(model, criterion, batch)
                     stats["loss"] = loss.detach()
                     if loop.on_nan == "skip_batch":
-                        stats = mask_nonfinite_stats(stats, len(batch[0]))
+                        stats = mask_nonfinite_stats(settle(stats), len(batch[0]))
                     loop.scaler.scale(loss / loop.accumulate if loop.accumulate > 1 else loss).backward()
                 if stepped:
                     _optimizer_step(loop, loss)

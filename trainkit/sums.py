@@ -12,10 +12,31 @@ depend on when they were read (a mid-epoch checkpoint and its resume continue th
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import torch
 
-__all__ = ["StepSums", "read_sums"]
+__all__ = ["Matches", "StepSums", "read_sums", "settle"]
+
+
+class Matches(NamedTuple):
+    """A batch statistic counted when read: how many elements of `predicted` equal `target`.
+
+    What a classification task's "correct" is. Comparing and summing per step are two more ops
+    a step (a few us each on a small model); kept this way, one comparison covers all the steps
+    since the last read. The count is an integer, so when it is made changes nothing.
+    """
+
+    predicted: torch.Tensor
+    target: torch.Tensor
+
+
+Stat = torch.Tensor | Matches
+
+
+def settle(stats: dict[str, Stat]) -> dict[str, torch.Tensor]:
+    """The same statistics, each a 0-dim tensor now (for code that reads one batch's sums)."""
+    return {k: (v.predicted == v.target).sum() if isinstance(v, Matches) else v for k, v in stats.items()}
 
 #: steps kept on the device before a read; the loop reads at every log interval anyway, this only
 #: bounds the list when trainer.log_every_n_steps is large (or during a long evaluation)
@@ -29,11 +50,12 @@ class StepSums:
         start = dict(start or {})
         self.count = int(start.pop("count", 0))  # samples added so far (host side: no device tensor)
         self._totals: dict[str, float] = {k: float(v) for k, v in start.items()}
-        self._pending: list[dict[str, torch.Tensor]] = []
+        self._pending: list[dict[str, Stat]] = []
         self._sizes: list[int] = []
 
-    def add(self, stats: dict[str, torch.Tensor], n: int) -> None:
-        """One batch of `n` samples: its `"loss"` is the batch's mean loss, every other entry a batch sum."""
+    def add(self, stats: dict[str, Stat], n: int) -> None:
+        """One batch of `n` samples: its `"loss"` is the batch's mean loss, every other entry a batch
+        sum (a 0-dim tensor) or `Matches` to count."""
         self._pending.append(stats)
         self._sizes.append(n)
         self.count += n
@@ -48,16 +70,23 @@ class StepSums:
         keys = list(dict.fromkeys(k for s in pending for k in s))  # the same keys every step, as a rule
         columns = []
         for key in keys:
-            column = torch.stack([_value(s, key, pending[0]) for s in pending]).to(torch.float64)
+            values = [s.get(key) for s in pending]
+            if all(isinstance(v, Matches) for v in values):  # one comparison for all the steps
+                hits = torch.cat([v.predicted.reshape(-1) for v in values]) == torch.cat([v.target.reshape(-1) for v in values])
+                columns.append(hits.sum().reshape(1).to(torch.float64))
+                continue
+            column = torch.stack([_value(v, pending[0]) for v in values]).to(torch.float64)
             if key == "loss":  # the batch's loss sum: its mean times its size, in float64
                 column = column * torch.tensor(sizes, dtype=torch.float64, device=column.device)
             columns.append(column)
-        values = torch.stack(columns).tolist()  # the one host read
-        for key, row in zip(keys, values, strict=True):
+        flat = torch.cat(columns).tolist()  # the one host read
+        at = 0
+        for key, column in zip(keys, columns, strict=True):
             total = self._totals.get(key, 0.0)
-            for v in row:
+            for v in flat[at : at + len(column)]:  # in step order: the same adds as a running sum
                 total += v
             self._totals[key] = total
+            at += len(column)
 
     def totals(self) -> dict[str, float]:
         """Every sum so far as a number, plus `count`."""
@@ -74,12 +103,13 @@ class StepSums:
         return {k: torch.tensor(v, dtype=torch.float64) for k, v in self._totals.items()}
 
 
-def _value(stats: dict[str, torch.Tensor], key: str, first: dict[str, torch.Tensor]) -> torch.Tensor:
-    value = stats.get(key)
+def _value(value: Stat | None, first: dict[str, Stat]) -> torch.Tensor:
     if value is None:  # a statistic only some batches gave: zero for the others
-        device = next(iter(first.values())).device
+        device = next(v for v in first.values() if isinstance(v, torch.Tensor)).device
         return torch.zeros((), dtype=torch.float64, device=device)
-    return value.reshape(())
+    if isinstance(value, Matches):
+        return (value.predicted == value.target).sum()
+    return value if value.dim() == 0 else value.reshape(())  # no view op for what is already 0-dim
 
 
 def read_sums(sums: dict[str, torch.Tensor], count: int) -> dict[str, float]:

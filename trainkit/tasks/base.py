@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from trainkit.errors import ConfigError
+from trainkit.sums import settle
 
 Batch = tuple[torch.Tensor, ...]
 
@@ -31,7 +32,8 @@ class Task:
 
     def step(self, model: nn.Module, criterion: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Forward one batch; return the mean loss and detached per-batch sums (the loss summed over the batch)."""
-        loss, sums = self.loss_and_sums(model, criterion, batch)
+        loss, stats = self.loss_and_sums(model, criterion, batch)
+        sums = settle(stats)
         sums["loss"] = loss.detach() * len(batch[0])
         return loss, sums
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from trainkit.errors import ConfigError, DataError, suggest
+from trainkit.sums import Matches
 from trainkit.tasks.base import Batch, Task
 
 
@@ -25,10 +26,10 @@ class Classification(Task):
         # NLLLoss reads log-probabilities: the task gives it log_softmax of the model's logits.
         loss = criterion(torch.log_softmax(out, dim=1) if isinstance(criterion, nn.NLLLoss) else out, y)
         # argmax gives integers, which autograd does not track: no detach() or no_grad() block needed,
-        # each of which costs a few us a step on a small model.
+        # each of which costs a few us a step on a small model; Matches compares when the sums are read.
         # A 2-D float y holds class probabilities (mixup/cutmix): scored against its argmax.
         hard = y.argmax(dim=1) if y.dim() == 2 and y.is_floating_point() else y
-        return loss, {"correct": (out.argmax(dim=1) == hard).sum()}
+        return loss, {"correct": Matches(out.argmax(dim=1), hard)}
 
     def check_output(self, out: torch.Tensor, y: torch.Tensor) -> None:
         if out.dim() != 2:
