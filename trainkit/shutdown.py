@@ -5,7 +5,7 @@ interpreter's final teardown of those module graphs costs about 0.7 s of CPU on 
 (measured on a one-epoch `trainkit train`: 4.3 s -> 3.6 s; `benchmarks/whole_process.py`). For a
 sweep of short jobs, or a torchrun worker whose C++ teardown can abort after a clean end (gloo's
 threads, SIGABRT on a loaded machine), that is pure cost or a false failure. `leave` keeps the
-order of Python's exit (join the non-daemon threads, run the atexit handlers: logging's file
+order of Python's exit (threading's exit hooks, join the non-daemon threads, run the atexit handlers: logging's file
 flush, multiprocessing's worker clean-up, loggers' hooks; flush stdout and stderr) and then
 ends the process without the teardown. A process that never imported torch exits as usual, and so
 does one under a profiler, a debugger or coverage (`python -m cProfile -m trainkit ...`,
@@ -31,9 +31,15 @@ def leave(code: object = 0) -> NoReturn:
     import os
     import threading
 
-    for thread in threading.enumerate():  # what the interpreter waits for before the atexit handlers
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
+    # What the interpreter does first: threading's own exit hooks (concurrent.futures and joblib's
+    # executors stop their workers there), then it waits for the non-daemon threads.
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None:
+        shutdown()
+    else:  # pragma: no cover - every CPython trainkit supports has it
+        for thread in threading.enumerate():
+            if thread is not threading.main_thread() and not thread.daemon:
+                thread.join()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed pipe (`trainkit ls | head`) or stream
