@@ -32,9 +32,10 @@ _pre, _hyd = cli.preflight, cli.run_hydra
 def preflight(*a, **k):
     _pre(*a, **k); marks.append(("pre-flight compose + validate (imports hydra)", time.time()))
 def run_hydra(args):
+    import trainkit.parts as parts
     import trainkit.run as run
     marks.append(("import torch + trainkit.run", time.time()))
-    setup, build_data = run.Run.setup, run.build_data
+    setup, build_data = run.Run.setup, parts.build_data
     def Setup(self):
         marks.append(("hydra.main: compose again, run dir, logging", time.time()))
         setup(self); marks.append(("Run.setup: model, optimizer, checks", time.time()))
@@ -49,7 +50,7 @@ def run_hydra(args):
         out = build_data(*a, **k)
         marks.append(("build_data: dataset, split, preload", time.time()))
         return out
-    run.Run.setup, run.build_data = Setup, BuildData
+    run.Run.setup, parts.build_data = Setup, BuildData
     return _hyd(args)
 cli.preflight, cli.run_hydra = preflight, run_hydra
 cli.main(sys.argv[2:])
