@@ -487,14 +487,21 @@ def test_resuming_a_run_that_early_stopping_ended_trains_no_further_epoch(tmp_pa
     assert not LoopState(early_stopping=EarlyStopping(patience=2)).load_state_dict({"epoch": 4, "step": 80})
 
 
-def test_printed_resume_command_allows_the_runs_own_packages(tmp_path: Path) -> None:
+def test_printed_resume_command_allows_the_runs_own_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A run of the user's own model (--config-dir) printed `resume=DIR`, which resume= then refused.
+    from trainkit import trust
     from trainkit.resume import resume_command
 
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    run = tmp_path / "run"
     cfg = {"model": {"_target_": "my_project.models.SpiralNet"}, "optim": {"_target_": "torch.optim.SGD"},
            "scheduler": {"_target_": None}}
-    assert resume_command(tmp_path, cfg).endswith(f"resume={tmp_path.resolve()} --allow my_project.")
-    assert resume_command(tmp_path, {"optim": {"_target_": "torch.optim.SGD"}}) == f"trainkit train resume={tmp_path.resolve()}"
+    assert resume_command(run, cfg).endswith(f"resume={run.resolve()} --allow my_project.")
+    assert resume_command(run, {"optim": {"_target_": "torch.optim.SGD"}}) == f"trainkit train resume={run.resolve()}"
+    # A run you started here is trusted already (trainkit.trust): its resume command needs no --allow.
+    assert trust.record(run, cfg) is None
+    assert resume_command(run, cfg) == f"trainkit train resume={run.resolve()}"
+    assert resume_command(tmp_path / "elsewhere", cfg).endswith("--allow my_project.")  # a copy is not
 
 
 # ------------------------------------------------------------------------------ a longer resume

@@ -144,9 +144,12 @@ def test_a_fixed_run_dir_is_never_silently_replaced(done_run: Path, tmp_path: Pa
     assert train(run) == 2
     err = capsys.readouterr().err
     assert "holds an unfinished run (checkpoints/best.pt)" in err and f"trainkit train resume={run}" in err
-    # overwrite: a clean run, one row per epoch, and a fresh checkpoint
+    # overwrite: a clean run, one row per epoch, and a fresh checkpoint; the old run's eval files go too
+    (run / "eval_best_test.json").write_text("{}")
+    (run / "eval.json").write_text("{}")
     assert train(run, "trainer.overwrite=true", "trainer.epochs=1") == 0
     assert epochs_logged(run) == ["1"] and status(run) == "completed"
+    assert not (run / "eval_best_test.json").exists() and not (run / "eval.json").exists()
     assert not (run / "checkpoints" / "last.prev.pt").exists()
 
 

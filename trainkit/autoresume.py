@@ -9,9 +9,6 @@ continues another run. No torch at import (the Hydra callback in owner.py reads 
 
 from __future__ import annotations
 
-import os
-import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -69,30 +66,12 @@ def readable_last(run_dir: Path, main: bool = True) -> tuple[Path, dict[str, Any
     from trainkit import checkpoint as ckpt_io
 
     last = run_dir / "checkpoints" / "last.pt"
-    previous = ckpt_io.previous_path(last)
-    if not last.is_file():
-        if not previous.is_file():
-            return None
-        last_missing = True
-    else:
-        last_missing = False
-        try:
-            return last, ckpt_io.load(last)
-        except CheckpointError as exc:
-            if not previous.is_file():
-                raise CheckpointError(
-                    f"{KEY}=true: {exc}; move it away to start this run over, or use another hydra.run.dir"
-                ) from None
-            if main:
-                aside = ckpt_io.move_aside(last)
-                print(f"trainkit: {exc}; moved it to {aside.name} and resuming from {previous.name}", file=sys.stderr)
-    ckpt = ckpt_io.load(previous)
-    if main and (last_missing or not last.exists()):  # last.pt is the newest good checkpoint again
-        try:
-            os.link(previous, last)
-        except OSError:
-            shutil.copy2(previous, last)
-    return previous, ckpt
+    if not last.is_file() and not ckpt_io.previous_path(last).is_file():
+        return None
+    try:
+        return ckpt_io.load_with_fallback(last, main)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{KEY}=true: {exc}; move it away to start this run over, or use another hydra.run.dir") from None
 
 
 def plan(cfg: Any, run_dir: Path, main: bool = True) -> tuple[Path, bool] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import sys
 import warnings
 import zipfile
 from pathlib import Path
@@ -88,6 +89,28 @@ def move_aside(path: str | os.PathLike[str]) -> Path:
     aside = path.with_name(path.name + ".corrupt")
     os.replace(path, aside)
     return aside
+
+
+def load_with_fallback(path: Path, main: bool = True) -> tuple[Path, dict[str, Any]]:
+    """(file loaded, checkpoint): `path`, or, when it is missing, torn or corrupt, the one it replaced.
+
+    The main process moves a broken `path` aside (NAME.corrupt: no later rotation makes it the
+    fallback) and makes `path` the fallback again, so a kill before the next save still resumes;
+    the other ranks of a process group only read the fallback. No fallback: the error is raised.
+    """
+    try:
+        return path, load(path)
+    except CheckpointError as exc:
+        previous = previous_path(path)
+        if not previous.is_file():
+            raise
+        if main and path.exists():
+            aside = move_aside(path)
+            print(f"trainkit: {exc}; moved it to {aside.name} and resuming from {previous}", file=sys.stderr)
+        ckpt = load(previous)
+    if main and not path.exists():
+        link_or_copy(previous, path)
+    return previous, ckpt
 
 
 def alternatives(path: str | os.PathLike[str]) -> list[Path]:

@@ -34,6 +34,7 @@ RUN_OUTPUTS = (
     "metrics.csv", "summary.json", "test_report.json", "eval.json", "record.json", "config_resolved.yaml",
     "cmd.txt", "model.txt", "curves.png",
 )
+RUN_OUTPUT_PATTERNS = ("eval_*.json",)  # trainkit eval's one file per checkpoint and split
 
 _HELD: dict[str, list[Any]] = {}  # realpath -> [file object holding the flock, times taken]
 
@@ -158,6 +159,9 @@ def _start_fresh(run_dir: Path, overwrite: bool, retry_failed: bool) -> None:
         shutil.rmtree(run_dir / "checkpoints")
     for name in RUN_OUTPUTS:  # e.g. metrics rows of a run killed before its first checkpoint
         (run_dir / name).unlink(missing_ok=True)
+    for pattern in RUN_OUTPUT_PATTERNS:  # an old run's eval results would pass for the new run's
+        for path in run_dir.glob(pattern):
+            path.unlink(missing_ok=True)
 
 
 def _status(run_dir: Path) -> str | None:

@@ -155,7 +155,8 @@ def resume_command(run_dir: Path | str, cfg: Any = None) -> str:
     """The command that continues `run_dir` (relative to the current directory when it is below it).
 
     With the run's config, it also allows its own `_target_`s (a model of the user's, from --config-dir)
-    that resume= would otherwise refuse as foreign code, and its own remote logger (--allow-loggers).
+    that resume= would otherwise refuse as foreign code, unless you already trusted them for this run
+    (`trainkit.trust`: a run you started here), and its own remote logger (--allow-loggers).
     """
     from omegaconf import DictConfig, OmegaConf
 
@@ -169,10 +170,12 @@ def resume_command(run_dir: Path | str, cfg: Any = None) -> str:
     if cfg is not None:
         from trainkit.config import to_plain
         from trainkit.loggers import stored_logger_problem
+        from trainkit.trust import trusted_targets
 
         plain = to_plain(cfg) if isinstance(cfg, DictConfig) else cfg
+        trusted = set(trusted_targets(Path(run_dir).resolve(), plain))
         for _, target in iter_targets(plain):
-            if isinstance(target, str) and not is_allowed(target):
+            if isinstance(target, str) and not is_allowed(target) and target not in trusted:
                 entry = allow_entry(target)
                 if entry not in allow:
                     allow.append(entry)

@@ -9,8 +9,6 @@ already trained puts the data exactly where it was.
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,25 +224,8 @@ def _plan(
     from trainkit import checkpoint as ckpt_io
     from trainkit import owner
     from trainkit.config import validate
-    from trainkit.errors import CheckpointError
 
-    try:
-        ckpt = ckpt_io.load(ckpt_path)
-    except CheckpointError as exc:  # a torn or corrupt last.pt: the one it replaced, if kept
-        previous = ckpt_io.previous_path(ckpt_path)
-        if not previous.is_file():
-            raise
-        if not owner.is_main_process():  # rank 0 moves it aside; the others read the fallback
-            return _plan(run_dir, previous, overrides, allow, allow_loggers)
-        # Moved aside, so the next rotation never makes the broken file the fallback (last.prev.pt).
-        aside = ckpt_io.move_aside(ckpt_path)
-        print(f"trainkit: {exc}; moved it to {aside.name} and resuming from {previous} instead", file=sys.stderr)
-        original, ckpt_path, ckpt = ckpt_path, previous, ckpt_io.load(previous)
-        # last.pt is the newest good checkpoint again: a kill before the next save still resumes
-        try:
-            os.link(previous, original)
-        except OSError:
-            shutil.copy2(previous, original)
+    ckpt_path, ckpt = ckpt_io.load_with_fallback(ckpt_path, main=owner.is_main_process())  # torn last.pt: last.prev.pt
     check_counters(ckpt, ckpt_path)
     cfg = stored_run_config(ckpt, ckpt_path, overrides, allow, allow_loggers)
     validate(cfg)
