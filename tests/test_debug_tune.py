@@ -153,6 +153,25 @@ def test_ema_and_swa_are_validated_tested_and_resume_exactly(tmp_path: Path, cli
     assert [resumed[k] for k in ("ema_test_acc", "swa_test_acc")] == [whole[k] for k in ("ema_test_acc", "swa_test_acc")]
 
 
+def test_the_averaged_weights_are_checkpoints_eval_predict_and_export_read(tmp_path: Path, cli_in_process) -> None:
+    summary = train_in_process(["trainer.epochs=3", *AVG], tmp_path / "run")
+    from trainkit.evaluate import evaluate_checkpoint
+
+    ckpts = tmp_path / "run" / "checkpoints"
+    for name in ("ema", "swa"):  # what the run tested as ema_test_* / swa_test_*, swa's BatchNorm pass included
+        result = evaluate_checkpoint(str(ckpts / f"{name}.pt"), [])
+        assert result["test_acc"] == summary[f"{name}_test_acc"] and result["test_loss"] == summary[f"{name}_test_loss"]
+        assert (tmp_path / "run" / f"eval_{name}_test.json").is_file()
+    raw = _weights(ckpts / "last.pt")
+    ema = torch.load(ckpts / "ema.pt", weights_only=True)
+    assert ema["averaged"] == "ema" and ema["model"].keys() == raw.keys()
+    assert not all(torch.equal(ema["model"][k], raw[k]) for k in raw)
+    proc = cli_in_process(["export", f"ckpt={ckpts / 'ema.pt'}", "format=safetensors", f"output={tmp_path / 'ema.safetensors'}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = cli_in_process(["train", f"resume={ckpts / 'ema.pt'}"], tmp_path)
+    assert proc.returncode == 2 and "holds the run's ema weights, not a training state" in proc.stderr
+
+
 def test_swa_recomputes_batchnorm_statistics(tmp_path: Path) -> None:
     from trainkit.averaging import Averaging
 

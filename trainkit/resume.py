@@ -226,6 +226,11 @@ def _plan(
     from trainkit.config import validate
 
     ckpt_path, ckpt = ckpt_io.load_with_fallback(ckpt_path, main=owner.is_main_process())  # torn last.pt: last.prev.pt
+    if ckpt.get("averaged"):  # ema.pt / swa.pt: weights to evaluate, no optimizer or RNG state to continue
+        raise ConfigError(
+            f"'{ckpt_path}' holds the run's {ckpt['averaged']} weights, not a training state; resume the run "
+            f"from its directory (resume={run_dir}) or its checkpoints/last.pt"
+        )
     check_counters(ckpt, ckpt_path)
     cfg = stored_run_config(ckpt, ckpt_path, overrides, allow, allow_loggers)
     validate(cfg)

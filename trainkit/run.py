@@ -245,6 +245,20 @@ class Run:
             **({"averaging": self.averaging.state_dict()} if self.averaging is not None else {}),
         }
 
+    def save_averaged(self, models: dict[str, torch.nn.Module]) -> None:
+        """checkpoints/ema.pt and swa.pt: the tested averaged weights as checkpoints of their own.
+
+        `trainkit eval`, `predict` and `export` read them as they read best.pt (model, config, data
+        facts); they hold no training state, so `resume=` refuses them (`"averaged"` names the copy).
+        """
+        if not self.dist.is_main or sharding.is_sharded(self.raw_model):
+            return
+        for name, module in models.items():
+            payload = {"model": module.state_dict(), "averaged": name, "epoch": self.state.epoch, "step": self.state.step,
+                       "config": to_plain(self.cfg), "data_meta": self.data.meta, "trainkit_version": __version__,
+                       "model_source_hash": self._model_hash}
+            ckpt_io.atomic_save(payload, self.ckpt_dir / f"{name}.pt")
+
     def on_epoch_end(self, row: dict[str, Any]) -> None:
         cfg, s = self.cfg.trainer, self.state
         if self.averaging is not None:  # before the monitor check: val_ema_acc may be the monitor
@@ -387,9 +401,11 @@ class Run:
         summary = self.summary("completed")
         summary.update(tested)
         if self.averaging is not None:  # the final averaged weights beside best.pt's: ema_test_acc, swa_test_acc
-            copies = self._evaluate_copies(self.averaging.test_models(self.data.train, self.device), self.data.test, "{}_test_")
+            models = self.averaging.test_models(self.data.train, self.device)
+            copies = self._evaluate_copies(models, self.data.test, "{}_test_")
             summary.update(copies)
             say(f"test (averaged weights): {fmt_metrics(copies)}", style="bold")
+            self.save_averaged(models)
         if self.dist.is_main:
             files.write_json(self.run_dir / "summary.json", summary)
             self.log_summary(summary)
