@@ -237,13 +237,15 @@ class Run:
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.loop.scaler.state_dict(),  # {} for a disabled scaler
             **self.state.state_dict(),
-            "config": to_plain(self.cfg),
-            "data_meta": self.data.meta,
+            **self._model_record(),
             "rng": ckpt_io.rng_state(),
-            "trainkit_version": __version__,
-            "model_source_hash": self._model_hash,
             **({"averaging": self.averaging.state_dict()} if self.averaging is not None else {}),
         }
+
+    def _model_record(self) -> dict[str, Any]:
+        """What every checkpoint carries to rebuild its model: eval, predict and export read these."""
+        return {"config": to_plain(self.cfg), "data_meta": self.data.meta, "trainkit_version": __version__,
+                "model_source_hash": self._model_hash}
 
     def save_averaged(self, models: dict[str, torch.nn.Module]) -> None:
         """checkpoints/ema.pt and swa.pt: the tested averaged weights as checkpoints of their own.
@@ -255,8 +257,7 @@ class Run:
             return
         for name, module in models.items():
             payload = {"model": module.state_dict(), "averaged": name, "epoch": self.state.epoch, "step": self.state.step,
-                       "config": to_plain(self.cfg), "data_meta": self.data.meta, "trainkit_version": __version__,
-                       "model_source_hash": self._model_hash}
+                       **self._model_record()}
             ckpt_io.atomic_save(payload, self.ckpt_dir / f"{name}.pt")
 
     def on_epoch_end(self, row: dict[str, Any]) -> None:

@@ -2,12 +2,12 @@
 
 Once `torch.optim` has run, torch has imported `torch._dynamo` and `torch._inductor`, and the
 interpreter's final teardown of those module graphs costs about 0.7 s of CPU on every process
-(measured on a one-epoch `trainkit train`: 4.3 s -> 3.6 s; `benchmarks/whole_process.py`). For a
+(a one-epoch `trainkit train` on 60k samples: 4.3 -> 3.4 CPU s; `benchmarks/whole_process.py`). For a
 sweep of short jobs, or a torchrun worker whose C++ teardown can abort after a clean end (gloo's
 threads, SIGABRT on a loaded machine), that is pure cost or a false failure. `leave` keeps the
-order of Python's exit (threading's exit hooks, join the non-daemon threads, run the atexit handlers: logging's file
-flush, multiprocessing's worker clean-up, loggers' hooks; flush stdout and stderr) and then
-ends the process without the teardown. A process that never imported torch exits as usual, and so
+order of Python's exit (threading's exit hooks, the non-daemon threads joined, the atexit handlers:
+logging's file flush, multiprocessing's worker clean-up, loggers' hooks; stdout and stderr flushed)
+and then ends the process without the teardown. A process that never imported torch exits as usual, and so
 does one under a profiler, a debugger or coverage (`python -m cProfile -m trainkit ...`,
 `coverage run -m trainkit ...`), whose results are written after the program returns.
 """

@@ -30,13 +30,17 @@ class Matches(NamedTuple):
     predicted: torch.Tensor
     target: torch.Tensor
 
+    def count(self) -> torch.Tensor:
+        return (self.predicted == self.target).sum()
+
 
 Stat = torch.Tensor | Matches
 
 
 def settle(stats: dict[str, Stat]) -> dict[str, torch.Tensor]:
     """The same statistics, each a 0-dim tensor now (for code that reads one batch's sums)."""
-    return {k: (v.predicted == v.target).sum() if isinstance(v, Matches) else v for k, v in stats.items()}
+    return {k: v.count() if isinstance(v, Matches) else v for k, v in stats.items()}
+
 
 #: steps kept on the device before a read; the loop reads at every log interval anyway, this only
 #: bounds the list when trainer.log_every_n_steps is large (or during a long evaluation)
@@ -108,7 +112,7 @@ def _value(value: Stat | None, first: dict[str, Stat]) -> torch.Tensor:
         device = next(v for v in first.values() if isinstance(v, torch.Tensor)).device
         return torch.zeros((), dtype=torch.float64, device=device)
     if isinstance(value, Matches):
-        return (value.predicted == value.target).sum()
+        return value.count()
     return value if value.dim() == 0 else value.reshape(())  # no view op for what is already 0-dim
 
 
